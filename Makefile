@@ -1,0 +1,37 @@
+# graphapp / graphsite. Needs only Python 3 and make: everything else goes into .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py bootstrap_admin
+	@echo "graphsite on http://$(HOST):$(PORT)/  (admin: /admin/, live page: /graph/live/)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) graphsite.asgi:application
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy --strict graphapp graphsite
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

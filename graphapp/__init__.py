@@ -1,0 +1,1 @@
+"""graphapp: a knowledge graph in Django models, streamed live as Server-Sent Events."""

@@ -1,0 +1,116 @@
+"""The admin for nodes and edges, with the live statistics panel on the node list."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.contrib import admin, messages
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.utils.timesince import timesince
+
+from graphapp import operations
+from graphapp.models import Edge, Node, Tier, tier_q
+
+# Django's admin classes are generic only in django-stubs, not at run time.
+if TYPE_CHECKING:
+    NodeAdminBase = admin.ModelAdmin[Node]
+    EdgeAdminBase = admin.ModelAdmin[Edge]
+    EdgeInlineBase = admin.TabularInline[Edge, Node]
+else:
+    NodeAdminBase = EdgeAdminBase = admin.ModelAdmin
+    EdgeInlineBase = admin.TabularInline
+
+
+class TierFilter(admin.SimpleListFilter):
+    title = "tier"
+    parameter_name = "tier"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(tier.value, str(tier.label)) for tier in Tier]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(tier_q(value)) if value in Tier.values else queryset
+
+
+class OutgoingEdgeInline(EdgeInlineBase):
+    model = Edge
+    fk_name = "source"
+    verbose_name = "outgoing edge"
+    verbose_name_plural = "outgoing edges"
+    raw_id_fields = ("target",)
+    extra = 0
+
+
+class IncomingEdgeInline(EdgeInlineBase):
+    model = Edge
+    fk_name = "target"
+    verbose_name = "incoming edge"
+    verbose_name_plural = "incoming edges"
+    raw_id_fields = ("source",)
+    extra = 0
+
+
+def _count(direction: str) -> Subquery:
+    edges = Edge.objects.filter(**{direction: OuterRef("pk")}).order_by().values(direction)
+    return Subquery(edges.annotate(n=Count("*")).values("n"), output_field=IntegerField())
+
+
+@admin.register(Node)
+class NodeAdmin(NodeAdminBase):
+    change_list_template = "graphapp/admin/node_change_list.html"
+    list_display = ("excerpt", "node_type", "tier", "momentum", "age", "degree")
+    list_filter = ("node_type", TierFilter)
+    search_fields = ("content",)
+    readonly_fields = ("created_at", "last_accessed", "decayed_at")
+    inlines: ClassVar = [OutgoingEdgeInline, IncomingEdgeInline]
+    actions = ("activate_nodes", "decay_nodes", "prune_cold_nodes")
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Node]:
+        degree = Coalesce(_count("source"), 0) + Coalesce(_count("target"), 0)
+        return super().get_queryset(request).annotate(degree=degree)
+
+    @admin.display(description="content", ordering="content")
+    def excerpt(self, node: Node) -> str:
+        return node.excerpt()
+
+    @admin.display(description="tier", ordering="momentum")
+    def tier(self, node: Node) -> str:
+        return str(node.tier.label)
+
+    @admin.display(description="age", ordering="-created_at")
+    def age(self, node: Node) -> str:
+        return timesince(node.created_at)
+
+    @admin.display(description="degree", ordering="degree")
+    def degree(self, node: Node) -> int:
+        return int(getattr(node, "degree", 0))
+
+    @admin.action(description="Activate (boost) the selected nodes", permissions=["change"])
+    def activate_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        count = operations.activate(queryset)
+        self.message_user(request, f"Activated {count} node(s).", messages.SUCCESS)
+
+    @admin.action(description="Apply decay to the selected nodes", permissions=["change"])
+    def decay_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        count = operations.decay(queryset)
+        self.message_user(request, f"Applied decay to {count} node(s).", messages.SUCCESS)
+
+    @admin.action(description="Prune the selected cold nodes", permissions=["delete"])
+    def prune_cold_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        count = operations.prune(queryset.filter(tier_q(Tier.COLD)))
+        self.message_user(
+            request, f"Pruned {count} cold node(s) and their edges.", messages.SUCCESS
+        )
+
+
+@admin.register(Edge)
+class EdgeAdmin(EdgeAdminBase):
+    list_display = ("id", "source", "relation", "target", "weight", "created_at")
+    list_filter = ("relation",)
+    search_fields = ("source__content", "target__content", "relation")
+    raw_id_fields = ("source", "target")
+    list_select_related = ("source", "target")

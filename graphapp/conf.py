@@ -1,0 +1,82 @@
+"""graphapp's settings: ``settings.GRAPHAPP`` merged over the defaults below.
+
+Read lazily through :func:`get_config`, cached, and re-read when a test
+overrides the setting.
+"""
+
+import functools
+from typing import Any, Final, TypedDict, cast
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from graphapp.exceptions import GraphappConfigError
+
+
+class Config(TypedDict):
+    GROUP: str
+    CHANNEL_LAYER: str
+    COALESCE_WINDOW: float
+    HEARTBEAT: float
+    RETRY: int
+    SEND_TIMEOUT: float
+    VIEW_PERMISSION_CHECK: str
+    ADD_PERMISSION_CHECK: str
+
+
+DEFAULTS: Final[Config] = {
+    # Channel-layer group that carries every snapshot.
+    "GROUP": "graphapp.stats",
+    # Alias in settings.CHANNEL_LAYERS.
+    "CHANNEL_LAYER": "default",
+    # Seconds: at most one statistics computation per window; the trailing
+    # change of a burst is always published.
+    "COALESCE_WINDOW": 0.1,
+    # Seconds between comment lines on an idle stream (proxies drop idle
+    # connections after 60 s by default).
+    "HEARTBEAT": 15.0,
+    # Milliseconds a browser waits before reconnecting (the SSE ``retry:`` field).
+    "RETRY": 3000,
+    # Seconds a send to the channel layer may take before it counts as failed.
+    "SEND_TIMEOUT": 5.0,
+    # Dotted paths to callables ``(user) -> bool`` (plain or async).
+    "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
+    "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
+}
+
+_NUMBERS: Final = ("COALESCE_WINDOW", "HEARTBEAT", "SEND_TIMEOUT")
+_STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
+
+
+def _validate(merged: dict[str, Any]) -> None:
+    for key in _NUMBERS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise GraphappConfigError(key, f"must be a positive number of seconds, not {value!r}")
+    retry = merged["RETRY"]
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+        raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
+    for key in _STRINGS:
+        if not isinstance(merged[key], str) or not merged[key]:
+            raise GraphappConfigError(key, f"must be a non-empty string, not {merged[key]!r}")
+
+
+@functools.cache
+def get_config() -> Config:
+    """The effective configuration, validated; raises GraphappConfigError."""
+    user = getattr(settings, "GRAPHAPP", {})
+    if not isinstance(user, dict):
+        raise GraphappConfigError("*", f"GRAPHAPP must be a dict, not {type(user).__name__}")
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        raise GraphappConfigError(unknown[0], f"unknown key; known keys: {', '.join(DEFAULTS)}")
+    merged: dict[str, Any] = {**DEFAULTS, **user}
+    _validate(merged)
+    return cast(Config, merged)
+
+
+@receiver(setting_changed)
+def _reset(*, setting: str, **kwargs: object) -> None:
+    if setting in {"GRAPHAPP", "CHANNEL_LAYERS"}:
+        get_config.cache_clear()

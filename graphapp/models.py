@@ -1,0 +1,133 @@
+"""The knowledge graph: nodes with a type and a momentum, directed weighted edges."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, ClassVar, Final
+
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+)
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+HOT_THRESHOLD: Final = 0.8
+WARM_THRESHOLD: Final = 0.4
+MOMENTUM_FLOOR: Final = 0.01
+DECAY_PER_HOUR: Final = 0.05
+ACTIVATION_BOOST: Final = 0.3
+MAX_CONTENT_LENGTH: Final = 20_000
+
+
+class NodeType(models.TextChoices):
+    FACT = "FACT", "Fact"
+    CONCEPT = "CONCEPT", "Concept"
+    CODE = "CODE", "Code"
+    DREAM = "DREAM", "Dream"
+    ENTITY = "ENTITY", "Entity"
+
+
+class Tier(models.TextChoices):
+    HOT = "HOT", "Hot"
+    WARM = "WARM", "Warm"
+    COLD = "COLD", "Cold"
+
+
+def tier_of(momentum: float) -> Tier:
+    """The tier a momentum puts a node in."""
+    if momentum >= HOT_THRESHOLD:
+        return Tier.HOT
+    if momentum >= WARM_THRESHOLD:
+        return Tier.WARM
+    return Tier.COLD
+
+
+def tier_q(tier: str) -> Q:
+    """A filter on Node that selects the nodes of one tier."""
+    if tier == Tier.HOT:
+        return Q(momentum__gte=HOT_THRESHOLD)
+    if tier == Tier.WARM:
+        return Q(momentum__gte=WARM_THRESHOLD, momentum__lt=HOT_THRESHOLD)
+    if tier == Tier.COLD:
+        return Q(momentum__lt=WARM_THRESHOLD)
+    raise ValueError(f"unknown tier {tier!r}")
+
+
+def _empty_metadata() -> dict[str, Any]:
+    return {}
+
+
+class Node(models.Model):
+    content = models.TextField(validators=[MaxLengthValidator(MAX_CONTENT_LENGTH)])
+    node_type = models.CharField(max_length=16, choices=NodeType.choices)
+    momentum = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_accessed = models.DateTimeField(default=timezone.now)
+    # The moment through which decay has been applied: decay counts only the
+    # time after it, so the same hours are never counted twice.
+    decayed_at = models.DateTimeField(default=timezone.now)
+    metadata = models.JSONField(default=_empty_metadata, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-momentum", "-id"]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(momentum__gte=0.0) & Q(momentum__lte=1.0),
+                name="graphapp_node_momentum_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(node_type__in=NodeType.values),
+                name="graphapp_node_type_known",
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["momentum"], name="graphapp_node_momentum"),
+            models.Index(fields=["node_type", "momentum"], name="graphapp_node_type_momentum"),
+            models.Index(fields=["created_at"], name="graphapp_node_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node_type} #{self.pk}: {self.excerpt()}"
+
+    @property
+    def tier(self) -> Tier:
+        return tier_of(self.momentum)
+
+    def excerpt(self, length: int = 60) -> str:
+        text = " ".join(self.content.split())
+        return text if len(text) <= length else text[: length - 1] + "\u2026"
+
+    def age(self, now: datetime.datetime | None = None) -> datetime.timedelta:
+        return (now or timezone.now()) - self.created_at
+
+
+RELATION_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class Edge(models.Model):
+    source = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="outgoing")
+    target = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="incoming")
+    relation = models.CharField(
+        max_length=64,
+        default="relates_to",
+        validators=[RegexValidator(RELATION_PATTERN, "Use snake_case, e.g. relates_to.")],
+        help_text="e.g. relates_to, same_file, same_cycle, semantic, implements, improves, "
+        "depends_on",
+    )
+    weight = models.FloatField(default=1.0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["id"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["source", "target"], name="graphapp_edge_one_per_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.source_id} -[{self.relation}]-> #{self.target_id}"

@@ -1,0 +1,216 @@
+"""The publisher: turns "the graph changed" into one snapshot per window on the group.
+
+Any thread may call :func:`request_publish` (a receiver's ``on_commit`` hook, a
+management command, the shell); it only bumps a counter and wakes the
+publisher's own thread. That thread computes the statistics once, encodes them
+once, and sends them to the channel-layer group:
+
+* on the event loop of this process's stream hub when there is one (Channels'
+  in-memory layer belongs to the loop that reads it);
+* otherwise on the publisher's private loop, kept for the life of the thread so
+  that a Redis layer keeps its connection pool (never ``async_to_sync`` per save).
+
+At most one computation starts per ``COALESCE_WINDOW``; a request that arrives
+while one runs is served by the next, so the last change of a burst is always
+published. A failing database or channel layer is logged and never reaches the
+code that saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import datetime
+import json
+import logging
+import threading
+import time
+from typing import Any, cast
+
+from channels.layers import get_channel_layer
+from django.db import DatabaseError, close_old_connections
+from django.dispatch import Signal
+
+from graphapp.conf import get_config
+from graphapp.stats import compute_stats
+from graphapp.types import ChannelLayer, Snapshot, StatsMessage
+
+logger = logging.getLogger(__name__)
+
+#: Sent in the publisher's thread after each snapshot is computed, with
+#: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
+#: layer accepted it. For projects that want the statistics server-side.
+graph_stats_published = Signal()
+
+
+def encode(snapshot: Snapshot) -> str:
+    """One line of compact JSON, as every event's ``data`` carries it."""
+    return json.dumps(snapshot, separators=(",", ":"))
+
+
+def channel_layer() -> ChannelLayer | None:
+    """The configured channel layer, or None when CHANNEL_LAYERS lacks the alias."""
+    alias = get_config()["CHANNEL_LAYER"]
+    try:
+        return cast(ChannelLayer | None, get_channel_layer(alias))
+    except Exception as exc:  # noqa: BLE001 - any backend's constructor may fail
+        logger.error(
+            "graphapp: channel layer %r cannot be built: %s: %s", alias, type(exc).__name__, exc
+        )
+        return None
+
+
+class Publisher:
+    """Coalesces publish requests of one process; see the module's docstring."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._requested = 0  # requests made so far
+        self._completed = 0  # requests covered by a finished publication
+        self._version = 0
+        self._layer_failing = False
+        self._delivery_loop: asyncio.AbstractEventLoop | None = None
+        self.published = 0
+        self.last_published: datetime.datetime | None = None
+
+    # -- API for any thread -------------------------------------------------
+
+    def request(self) -> None:
+        """Ask for a publication of the current state; cheap and never blocks."""
+        with self._cond:
+            self._requested += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+        self._wake.set()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every request made so far is published; False on time-out."""
+        with self._cond:
+            target = self._requested
+            return self._cond.wait_for(lambda: self._completed >= target, timeout)
+
+    def next_version(self) -> int:
+        """Increasing across calls; milliseconds since the epoch when that is larger,
+        so that versions stay roughly ordered across processes and restarts."""
+        with self._cond:
+            self._version = max(self._version + 1, time.time_ns() // 1_000_000)
+            return self._version
+
+    def snapshot(self) -> Snapshot:
+        """Compute a fresh, versioned snapshot (queries the database)."""
+        stats = compute_stats()
+        at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+        return {"type": "update", **stats, "version": self.next_version(), "at": at}
+
+    @property
+    def layer_failing(self) -> bool:
+        """True from a failed send until the next one succeeds."""
+        return self._layer_failing
+
+    def deliver_on(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Send on ``loop`` from now on (the stream hub's), or on our own with None."""
+        self._delivery_loop = loop
+
+    # -- the publisher's thread ------------------------------------------------
+
+    def _start(self) -> None:
+        first = self._thread is None
+        self._thread = threading.Thread(target=self._run, name="graphapp-publisher", daemon=True)
+        self._thread.start()
+        if first:
+            # A shell or a script that saves and exits still publishes its last change.
+            atexit.register(self.flush, 5.0)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                with self._cond:
+                    target = self._requested
+                started = time.monotonic()
+                try:
+                    self._publish(loop)
+                finally:
+                    with self._cond:
+                        self._completed = max(self._completed, target)
+                        self._cond.notify_all()
+                pause = get_config()["COALESCE_WINDOW"] - (time.monotonic() - started)
+                if pause > 0:
+                    time.sleep(pause)
+        finally:
+            loop.close()
+
+    def _publish(self, own_loop: asyncio.AbstractEventLoop) -> None:
+        close_old_connections()
+        try:
+            snapshot = self.snapshot()
+        except DatabaseError as exc:
+            logger.error(
+                "graphapp: statistics not computed, nothing published: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        finally:
+            close_old_connections()
+        message: StatsMessage = {
+            "type": "graph.stats",
+            "version": snapshot["version"],
+            "data": encode(snapshot),
+        }
+        self._send(own_loop, cast(dict[str, Any], message))
+        self.published += 1
+        self.last_published = datetime.datetime.now(datetime.UTC)
+        graph_stats_published.send(sender=type(self), snapshot=snapshot)
+
+    def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
+        layer = channel_layer()
+        if layer is None:
+            self._layer_failed(LookupError(f"no channel layer {get_config()['CHANNEL_LAYER']!r}"))
+            return
+        config = get_config()
+        send = asyncio.wait_for(layer.group_send(config["GROUP"], message), config["SEND_TIMEOUT"])
+        loop = self._delivery_loop
+        try:
+            if loop is not None and loop.is_running():
+                future = asyncio.run_coroutine_threadsafe(send, loop)
+                try:
+                    future.result(config["SEND_TIMEOUT"] + 1.0)
+                except TimeoutError:
+                    future.cancel()
+                    raise
+            else:
+                own_loop.run_until_complete(send)
+        except Exception as exc:  # noqa: BLE001 - backends raise their own errors
+            self._layer_failed(exc)
+        else:
+            if self._layer_failing:
+                logger.info("graphapp: channel layer reachable again; publishing resumed")
+            self._layer_failing = False
+
+    def _layer_failed(self, exc: BaseException) -> None:
+        # Logged once per outage, not once per save.
+        if not self._layer_failing:
+            logger.error(
+                "graphapp: publishing to the channel layer failed: %s: %s", type(exc).__name__, exc
+            )
+        self._layer_failing = True
+
+
+#: The publisher of this process.
+publisher = Publisher()
+
+
+def request_publish() -> None:
+    """Publish the graph's current statistics soon (coalesced); for any thread."""
+    publisher.request()
+
+
+def publish_now(timeout: float | None = 10.0) -> bool:
+    """Publish and wait until it is done: for scripts and commands after bulk work."""
+    publisher.request()
+    return publisher.flush(timeout)

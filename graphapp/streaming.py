@@ -1,0 +1,267 @@
+"""Per-process fan-out of the group's snapshots to every open stream, and SSE framing.
+
+One :class:`Hub` per process (per event loop) holds the only subscription to the
+channel-layer group: a single reader task that receives each message, frames it
+once as SSE bytes, and hands the same bytes to every :class:`Subscriber`. A
+subscriber keeps only the latest frame, so a slow client never delays the others
+and never holds more than one snapshot. The hub leaves the group when its last
+subscriber goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError
+
+from graphapp.conf import get_config
+from graphapp.publish import channel_layer, encode, publisher
+from graphapp.types import ChannelLayer
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_FRAME: Final = b": heartbeat\n\n"
+
+
+def sse_frame(
+    data: str | None = None,
+    *,
+    event: str | None = None,
+    id: int | str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """One Server-Sent Events message; ``data`` may span lines."""
+    lines: list[str] = []
+    if retry is not None:
+        lines.append(f"retry: {retry}")
+    if id is not None:
+        lines.append(f"id: {id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    if data is not None:
+        lines.extend(f"data: {line}" for line in data.split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def stats_frame(version: int, data: str) -> bytes:
+    return sse_frame(data, event="stats", id=version)
+
+
+class StreamClosed(Exception):
+    """The hub stopped serving its subscribers (its subscription failed)."""
+
+
+class Subscriber:
+    """One open stream's mailbox: the latest frame not yet sent, nothing more."""
+
+    __slots__ = ("_closed", "_frame", "_ready")
+
+    def __init__(self) -> None:
+        self._frame: bytes | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def offer(self, frame: bytes) -> None:
+        self._frame = frame  # replaces an unsent older snapshot
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def next(self, heartbeat: float) -> bytes | None:
+        """The next frame, or None when ``heartbeat`` seconds pass first.
+
+        Raises StreamClosed when the hub closed this subscriber.
+        """
+        try:
+            async with asyncio.timeout(heartbeat):
+                await self._ready.wait()
+        except TimeoutError:
+            return None
+        self._ready.clear()
+        if self._closed:
+            raise StreamClosed
+        frame, self._frame = self._frame, None
+        return frame
+
+
+class Hub:
+    """The process's single subscription to the group, fanned out in memory."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.subscribers: set[Subscriber] = set()
+        self.latest_version = -1
+        self.latest: bytes | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._joined: asyncio.Future[None] | None = None
+        self._loading: asyncio.Task[None] | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        return self._reader is not None
+
+    async def subscribe(self) -> Subscriber:
+        """Join the group if needed, then return a subscriber holding the latest snapshot."""
+        subscriber = Subscriber()
+        self.subscribers.add(subscriber)
+        if self._reader is None:
+            self._start()
+        assert self._joined is not None
+        await asyncio.shield(self._joined)
+        if self.latest is None:
+            if self._loading is None or self._loading.done():
+                self._loading = asyncio.create_task(self._load())
+            await asyncio.shield(self._loading)
+        if self.latest is not None:
+            subscriber.offer(self.latest)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        if not self.subscribers:
+            self._stop()
+
+    def _start(self) -> None:
+        self._joined = self.loop.create_future()
+        self._reader = asyncio.create_task(self._read(), name="graphapp-hub-reader")
+        publisher.deliver_on(self.loop)
+
+    def _stop(self) -> None:
+        publisher.deliver_on(None)
+        if self._reader is not None:
+            self._reader.cancel()
+        # A load in progress finishes for the subscribers awaiting it; _accept
+        # then ignores its result.
+        self._reader = self._joined = self._loading = None
+        # What we held may be stale by the time someone subscribes again.
+        self.latest, self.latest_version = None, -1
+
+    async def _load(self) -> None:
+        # One query for every stream that connects before the first message:
+        # a thousand reconnecting browsers cost one computation, not a thousand.
+        snapshot = await sync_to_async(publisher.snapshot)()
+        self._accept(snapshot["version"], encode(snapshot))
+
+    def _accept(self, version: int, data: str) -> None:
+        if not self.subscribed or version < self.latest_version:
+            return
+        frame = stats_frame(version, data)
+        self.latest, self.latest_version = frame, version
+        for subscriber in self.subscribers:
+            subscriber.offer(frame)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        version, data = message.get("version"), message.get("data")
+        if (
+            message.get("type") != "graph.stats"
+            or not isinstance(version, int)
+            or not isinstance(data, str)
+        ):
+            logger.warning("graphapp: ignored a malformed message on the group: %.200r", message)
+            return
+        self._accept(version, data)
+
+    async def _read(self) -> None:
+        layer = channel_layer()
+        joined = self._joined
+        assert joined is not None
+        channel: str | None = None
+        group = get_config()["GROUP"]
+        try:
+            if layer is None:
+                raise LookupError(f"no channel layer {get_config()['CHANNEL_LAYER']!r}")
+            channel = await layer.new_channel()
+            await layer.group_add(group, channel)
+            joined.set_result(None)
+            while True:
+                self._on_message(await layer.receive(channel))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - backends raise their own errors
+            logger.error(
+                "graphapp: subscription to group %r failed, closing %d stream(s): %s: %s",
+                group,
+                len(self.subscribers),
+                type(exc).__name__,
+                exc,
+            )
+            if not joined.done():
+                joined.set_exception(StreamClosed())
+                joined.exception()  # retrieved here; waiting subscribers get it too
+            self._fail()
+        finally:
+            if not joined.done():
+                joined.cancel()
+            if layer is not None and channel is not None:
+                await self._leave(layer, group, channel)
+
+    async def _leave(self, layer: ChannelLayer, group: str, channel: str) -> None:
+        try:
+            async with asyncio.timeout(get_config()["SEND_TIMEOUT"]):
+                await layer.group_discard(group, channel)
+        except Exception as exc:  # noqa: BLE001 - backends raise their own errors
+            logger.warning(
+                "graphapp: could not leave group %r: %s: %s", group, type(exc).__name__, exc
+            )
+
+    def _fail(self) -> None:
+        subscribers, self.subscribers = self.subscribers, set()
+        for subscriber in subscribers:
+            subscriber.close()
+        self._reader = None
+        self._stop()
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        for stale in [other for other in _hubs if other.is_closed()]:
+            del _hubs[stale]
+        hub = _hubs[loop] = Hub(loop)
+    return hub
+
+
+def current_hub() -> Hub | None:
+    """The hub of the running loop if one exists; for health reports."""
+    try:
+        return _hubs.get(asyncio.get_running_loop())
+    except RuntimeError:
+        return None
+
+
+async def event_stream(retry: int, heartbeat: float) -> AsyncIterator[bytes]:
+    """The body of one SSE response: latest snapshot at once, then every update.
+
+    Subscribes before the first yield and always unsubscribes: on the client's
+    disconnect Django cancels the task and CancelledError passes through here.
+    """
+    hub = get_hub()
+    subscriber: Subscriber | None = None
+    try:
+        subscriber = await hub.subscribe()
+        first = await subscriber.next(0.0) or b""
+        yield sse_frame(retry=retry) + first
+        while True:
+            frame = await subscriber.next(heartbeat)
+            yield HEARTBEAT_FRAME if frame is None else frame
+    except StreamClosed:
+        # Ending the response makes the browser reconnect after ``retry`` ms.
+        logger.info("graphapp: stream closed by its hub; the client will reconnect")
+    except DatabaseError as exc:
+        logger.error(
+            "graphapp: stream ended, the first snapshot failed: %s: %s", type(exc).__name__, exc
+        )
+    finally:
+        if subscriber is not None:
+            hub.unsubscribe(subscriber)

@@ -1,0 +1,46 @@
+"""Type aliases and message shapes shared by graphapp's modules."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol, TypedDict
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
+
+
+class Snapshot(TypedDict):
+    """The statistics of the whole graph, as every event carries them."""
+
+    type: Literal["update"]
+    nodes: int
+    edges: int
+    avg_entanglement: float
+    tiers: dict[str, int]
+    types: dict[str, int]
+    version: int
+    at: str
+
+
+class StatsMessage(TypedDict):
+    """What the publisher sends to the channel-layer group (type ``graph.stats``).
+
+    ``data`` is the snapshot already encoded as one line of JSON, so that every
+    receiving process frames it without encoding it again.
+    """
+
+    type: Literal["graph.stats"]
+    version: int
+    data: str
+
+
+class ChannelLayer(Protocol):
+    """The part of the Channels layer API that graphapp uses."""
+
+    async def new_channel(self, prefix: str = ...) -> str: ...
+    async def receive(self, channel: str) -> dict[str, Any]: ...
+    async def group_add(self, group: str, channel: str) -> None: ...
+    async def group_discard(self, group: str, channel: str) -> None: ...
+    async def group_send(self, group: str, message: dict[str, Any]) -> None: ...
+
+
+User = AbstractBaseUser | AnonymousUser
+PermissionCheck = Callable[[User], bool | Awaitable[bool]]

@@ -1,0 +1,175 @@
+"""The SSE stream, the live page, and the JSON API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from graphapp.conf import get_config
+from graphapp.forms import (
+    MAX_BATCH,
+    FieldErrors,
+    NodeQueryForm,
+    PayloadError,
+    node_form,
+    parse_json,
+)
+from graphapp.models import Node, tier_q
+from graphapp.permissions import CheckName, check_permission
+from graphapp.publish import channel_layer, publisher
+from graphapp.streaming import current_hub, event_stream
+
+
+async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
+    return await check_permission(await request.auser(), name)
+
+
+def _forbidden() -> JsonResponse:
+    return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
+
+
+@require_GET
+async def events(request: HttpRequest) -> HttpResponseBase:
+    """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update."""
+    if not await _allowed(request):
+        return _forbidden()
+    config = get_config()
+    response = StreamingHttpResponse(
+        event_stream(config["RETRY"], config["HEARTBEAT"]),
+        content_type="text/event-stream; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+@login_required
+@never_cache
+async def live(request: HttpRequest) -> HttpResponse:
+    """The live page: totals, tiers and types, fed by the stream."""
+    if not await _allowed(request):
+        raise PermissionDenied
+    return render(request, "graphapp/live.html")
+
+
+@require_GET
+async def stats(request: HttpRequest) -> HttpResponse:
+    """The current snapshot as JSON (the same shape as each event's data)."""
+    if not await _allowed(request):
+        return _forbidden()
+    return JsonResponse(await sync_to_async(publisher.snapshot)())
+
+
+def node_json(node: Node) -> dict[str, Any]:
+    return {
+        "id": node.pk,
+        "content": node.content,
+        "node_type": node.node_type,
+        "tier": node.tier.value,
+        "momentum": node.momentum,
+        "created_at": node.created_at.isoformat(),
+        "last_accessed": node.last_accessed.isoformat(),
+        "metadata": node.metadata,
+    }
+
+
+def _list_nodes(query: NodeQueryForm) -> list[dict[str, Any]]:
+    nodes = Node.objects.order_by("-momentum", "-id")
+    if query.cleaned_data["type"]:
+        nodes = nodes.filter(node_type=query.cleaned_data["type"])
+    if query.cleaned_data["tier"]:
+        nodes = nodes.filter(tier_q(query.cleaned_data["tier"]))
+    return [node_json(node) for node in nodes[: query.cleaned_data["limit"] or 10]]
+
+
+def _create_nodes(payload: object) -> list[dict[str, Any]]:
+    """Save one node or a list of them in one transaction; raises PayloadError.
+
+    A list is all or nothing: nodes are saved in order, and if any is invalid the
+    transaction is rolled back and every invalid one is reported by its index.
+    """
+    items = payload if isinstance(payload, list) else [payload]
+    if not items or len(items) > MAX_BATCH:
+        raise PayloadError({"__all__": [f"Send one node or a list of 1 to {MAX_BATCH} nodes."]})
+    errors: dict[str, FieldErrors] = {}
+    created: list[dict[str, Any]] = []
+    with transaction.atomic():
+        for index, item in enumerate(items):
+            form = node_form(item)
+            if isinstance(form, dict):
+                errors[str(index)] = form
+            elif not errors:
+                created.append(node_json(form.save()))
+        if errors:
+            transaction.set_rollback(True)
+            raise PayloadError(errors if isinstance(payload, list) else errors["0"])
+    return created
+
+
+@require_http_methods(["GET", "POST"])
+async def nodes(request: HttpRequest) -> HttpResponse:
+    """GET: nodes by momentum, filtered by ``type`` and ``tier``, at most ``limit``.
+    POST: create a node (a JSON object) or several (a list), all or nothing."""
+    if request.method == "GET":
+        if not await _allowed(request):
+            return _forbidden()
+        query = NodeQueryForm(request.GET)
+        if not query.is_valid():
+            return JsonResponse({"errors": query.errors}, status=400)
+        return JsonResponse({"nodes": await sync_to_async(_list_nodes)(query)})
+    if not await _allowed(request, "ADD_PERMISSION_CHECK"):
+        return JsonResponse({"error": "You do not have permission to add nodes."}, status=403)
+    try:
+        payload = parse_json(request.body)
+        created = await sync_to_async(_create_nodes)(payload)
+    except PayloadError as exc:
+        return JsonResponse({"errors": exc.errors}, status=400)
+    body = {"nodes": created} if isinstance(payload, list) else created[0]
+    return JsonResponse(body, status=201)
+
+
+def _database_ok() -> bool:
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        return False
+    return True
+
+
+@require_GET
+@never_cache
+async def health(request: HttpRequest) -> HttpResponse:
+    """For operators (staff): this process's streams, publisher and connections."""
+    user = await request.auser()
+    if not (user.is_authenticated and user.is_staff):
+        return JsonResponse({"error": "Staff only."}, status=403)
+    hub = current_hub()
+    layer = channel_layer()
+    groups = getattr(layer, "groups", None)
+    last = publisher.last_published
+    return JsonResponse(
+        {
+            "streams": len(hub.subscribers) if hub else 0,
+            "subscribed": bool(hub and hub.subscribed),
+            "group_members": len(groups.get(get_config()["GROUP"], ()))
+            if isinstance(groups, dict)
+            else None,
+            "tasks": len(asyncio.all_tasks()),
+            "published": publisher.published,
+            "last_publish": last.isoformat() if last else None,
+            "channel_layer": type(layer).__name__ if layer else None,
+            "channel_layer_ok": layer is not None and not publisher.layer_failing,
+            "database_ok": await sync_to_async(_database_ok)(),
+        }
+    )
