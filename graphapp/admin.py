@@ -41,6 +41,7 @@ class OutgoingEdgeInline(EdgeInlineBase):
     verbose_name = "outgoing edge"
     verbose_name_plural = "outgoing edges"
     raw_id_fields = ("target",)
+    readonly_fields = ("created_at",)
     extra = 0
 
 
@@ -50,6 +51,7 @@ class IncomingEdgeInline(EdgeInlineBase):
     verbose_name = "incoming edge"
     verbose_name_plural = "incoming edges"
     raw_id_fields = ("source",)
+    readonly_fields = ("created_at",)
     extra = 0
 
 
@@ -113,4 +115,5 @@ class EdgeAdmin(EdgeAdminBase):
     list_filter = ("relation",)
     search_fields = ("source__content", "target__content", "relation")
     raw_id_fields = ("source", "target")
+    readonly_fields = ("created_at",)
     list_select_related = ("source", "target")

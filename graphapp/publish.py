@@ -73,6 +73,7 @@ class Publisher:
         self._layer_failing = False
         self._delivery_loop: asyncio.AbstractEventLoop | None = None
         self.published = 0
+        self.snapshots = 0
         self.last_published: datetime.datetime | None = None
 
     # -- API for any thread -------------------------------------------------
@@ -101,6 +102,7 @@ class Publisher:
     def snapshot(self) -> Snapshot:
         """Compute a fresh, versioned snapshot (queries the database)."""
         stats = compute_stats()
+        self.snapshots += 1
         at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
         return {"type": "update", **stats, "version": self.next_version(), "at": at}
 

@@ -119,6 +119,7 @@ LOGGING: dict[str, Any] = {
         "graphapp": {
             "handlers": ["console"],
             "level": os.environ.get("GRAPHAPP_LOG_LEVEL", "INFO"),
+            "propagate": False,  # daphne logs to the root logger too: once is enough
         }
     },
 }

@@ -1,0 +1,16 @@
+"""Channel layers with faults, for tests that need a broken broker."""
+
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer
+
+
+class LayerDownError(ConnectionError):
+    """What the failing layer raises: a broker that cannot be reached."""
+
+
+class SendFailingChannelLayer(InMemoryChannelLayer):
+    """Receives normally, but every group_send fails as an unreachable broker would."""
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        raise LayerDownError("broker unreachable (test layer)")

@@ -1,0 +1,209 @@
+"""A real daphne server on a free port and real HTTP/SSE clients, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from tests.site_setup import PASSWORD
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT_TIMEOUT = 10.0
+
+
+@dataclass
+class LiveServer:
+    """graphsite served by daphne in its own process, on its own SQLite file."""
+
+    workdir: Path
+    graphapp: dict[str, Any] = field(default_factory=dict)
+    channel_backend: str = ""
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "daphne.log"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+        env |= {
+            "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "GRAPHAPP_JSON": json.dumps(self.graphapp),
+            "TEST_CHANNEL_BACKEND": self.channel_backend,
+            "PYTHONPATH": str(ROOT),
+            "GRAPHAPP_LOG_LEVEL": "DEBUG",
+        }
+        return env
+
+    def start(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "tests.site_setup"], cwd=ROOT, env=self.env(), check=True
+        )
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1024)
+        self.port = listener.getsockname()[1]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "--fd",
+                    str(listener.fileno()),
+                    "graphsite.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=[listener.fileno()],
+            )
+        listener.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            assert self.process.poll() is None, self.log()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/accounts/login/", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"daphne did not answer within 30 s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+
+async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
+    """A client holding a session of ``username``, logged in through the login form."""
+    client = httpx.AsyncClient(base_url=server.url, timeout=EVENT_TIMEOUT)
+    page = await client.get("/accounts/login/")
+    page.raise_for_status()
+    answer = await client.post(
+        "/accounts/login/",
+        data={
+            "username": username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+        headers={"Referer": f"{server.url}/accounts/login/"},
+    )
+    assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
+    return client
+
+
+@contextlib.asynccontextmanager
+async def logged_in(server: LiveServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
+    client = await login(server, username)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def csrf_headers(client: httpx.AsyncClient, server: LiveServer) -> dict[str, str]:
+    return {"X-CSRFToken": client.cookies["csrftoken"], "Referer": f"{server.url}/"}
+
+
+async def post_json(
+    client: httpx.AsyncClient, server: LiveServer, path: str, payload: Any
+) -> httpx.Response:
+    return await client.post(
+        path,
+        content=json.dumps(payload),
+        headers={**csrf_headers(client, server), "Content-Type": "application/json"},
+    )
+
+
+class EventStream:
+    """An open SSE connection whose events a background task collects."""
+
+    def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
+        self.client = client
+        self.path = path
+        self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
+        self.response: httpx.Response | None = None
+        self._opened: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async with aconnect_sse(self.client, "GET", self.path) as source:
+                self._opened.set_result(source.response)
+                async for event in source.aiter_sse():
+                    if event.data:
+                        await self.events.put(event)
+        except BaseException as exc:
+            if not self._opened.done():
+                self._opened.set_exception(exc)
+            raise
+
+    async def open(self) -> httpx.Response:
+        self.response = await asyncio.wait_for(asyncio.shield(self._opened), EVENT_TIMEOUT)
+        return self.response
+
+    async def next(self, within: float = EVENT_TIMEOUT) -> ServerSentEvent:
+        return await asyncio.wait_for(self.events.get(), within)
+
+    async def next_stats(self, within: float = EVENT_TIMEOUT) -> dict[str, Any]:
+        event = await self.next(within)
+        assert event.event == "stats", event
+        data: dict[str, Any] = json.loads(event.data)
+        data["_id"] = event.id
+        return data
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
+    events = EventStream(client)
+    try:
+        await events.open()
+        yield events
+    finally:
+        await events.close()

@@ -1,0 +1,140 @@
+"""graphapp.conf.get_config: settings.GRAPHAPP merged over the defaults, validated, cached."""
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from graphapp.conf import DEFAULTS, get_config
+from graphapp.exceptions import GraphappConfigError
+
+
+def test_get_config_defaults():
+    with override_settings(GRAPHAPP={}):
+        config = get_config()
+
+    assert config == {
+        "GROUP": "graphapp.stats",
+        "CHANNEL_LAYER": "default",
+        "COALESCE_WINDOW": 0.1,
+        "HEARTBEAT": 15.0,
+        "RETRY": 3000,
+        "SEND_TIMEOUT": 5.0,
+        "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
+        "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
+    }
+
+
+def test_get_config_defaults_when_the_setting_is_absent(settings):
+    del settings.GRAPHAPP
+
+    assert get_config() == DEFAULTS
+
+
+def test_get_config_overrides_merge_over_the_defaults():
+    with override_settings(GRAPHAPP={"HEARTBEAT": 30, "GROUP": "wall"}):
+        config = get_config()
+
+    assert config["HEARTBEAT"] == 30
+    assert config["GROUP"] == "wall"
+    # Keys not overridden keep their defaults.
+    assert config["RETRY"] == 3000
+    assert config["CHANNEL_LAYER"] == "default"
+    assert set(config) == set(DEFAULTS)
+
+
+def test_get_config_does_not_change_the_defaults():
+    with override_settings(GRAPHAPP={"RETRY": 10}):
+        assert get_config()["RETRY"] == 10
+
+    assert DEFAULTS["RETRY"] == 3000
+
+
+def test_get_config_unknown_key_is_named():
+    with (
+        override_settings(GRAPHAPP={"HEARTBEAT": 20.0, "HEARTBEET": 20.0}),
+        pytest.raises(GraphappConfigError, match="HEARTBEET") as excinfo,
+    ):
+        get_config()
+
+    assert excinfo.value.key == "HEARTBEET"
+    assert "unknown" in str(excinfo.value)
+
+
+def test_get_config_error_is_improperly_configured():
+    # Django reports ImproperlyConfigured at start-up; graphapp's error must be one.
+    with override_settings(GRAPHAPP={"NOPE": 1}), pytest.raises(ImproperlyConfigured):
+        get_config()
+
+
+def test_get_config_setting_that_is_not_a_dict():
+    with override_settings(GRAPHAPP=[("GROUP", "x")]), pytest.raises(GraphappConfigError):
+        get_config()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("HEARTBEAT", -1.0),
+        ("HEARTBEAT", 0),
+        ("HEARTBEAT", "15"),
+        ("HEARTBEAT", True),
+        ("COALESCE_WINDOW", -0.1),
+        ("SEND_TIMEOUT", None),
+        ("RETRY", True),
+        ("RETRY", -1),
+        ("RETRY", 2.5),
+        ("RETRY", "3000"),
+        ("GROUP", ""),
+        ("GROUP", None),
+        ("CHANNEL_LAYER", ""),
+        ("VIEW_PERMISSION_CHECK", 42),
+    ],
+)
+def test_get_config_rejects_wrong_types_and_values(key, value):
+    with (
+        override_settings(GRAPHAPP={key: value}),
+        pytest.raises(GraphappConfigError, match=key) as excinfo,
+    ):
+        get_config()
+
+    assert excinfo.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("HEARTBEAT", 1), ("COALESCE_WINDOW", 0.001), ("RETRY", 0), ("GROUP", "g")],
+)
+def test_get_config_accepts_edge_values(key, value):
+    with override_settings(GRAPHAPP={key: value}):
+        assert get_config()[key] == value
+
+
+def test_get_config_is_cached_while_the_setting_is_unchanged():
+    with override_settings(GRAPHAPP={"GROUP": "cached"}):
+        assert get_config() is get_config()
+
+
+def test_get_config_cache_is_cleared_when_the_setting_changes():
+    with override_settings(GRAPHAPP={"GROUP": "first"}):
+        assert get_config()["GROUP"] == "first"
+        with override_settings(GRAPHAPP={"GROUP": "second"}):
+            assert get_config()["GROUP"] == "second"
+        # Leaving the inner override is a change too.
+        assert get_config()["GROUP"] == "first"
+
+
+def test_get_config_bad_setting_that_is_gone_leaves_nothing_behind():
+    with override_settings(GRAPHAPP={"RETRY": 1}):
+        assert get_config()["RETRY"] == 1
+        with override_settings(GRAPHAPP={"RETRY": -5}), pytest.raises(GraphappConfigError):
+            get_config()
+        assert get_config()["RETRY"] == 1
+
+
+def test_get_config_cache_is_cleared_by_the_pytest_settings_fixture(settings):
+    settings.GRAPHAPP = {"GROUP": "one"}
+    assert get_config()["GROUP"] == "one"
+
+    settings.GRAPHAPP = {"GROUP": "two"}
+
+    assert get_config()["GROUP"] == "two"

@@ -1,0 +1,294 @@
+"""End to end: daphne on a free port, logged-in clients, real SSE connections."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.live import LiveServer, csrf_headers, logged_in, login, post_json, stream
+
+pytestmark = pytest.mark.e2e
+
+
+def node(content: str = "a fact", node_type: str = "FACT", momentum: float = 0.9) -> dict[str, Any]:
+    return {"content": content, "node_type": node_type, "momentum": momentum}
+
+
+async def create(client: httpx.AsyncClient, server: LiveServer, **fields: Any) -> dict[str, Any]:
+    answer = await post_json(client, server, "/graph/api/nodes/", node(**fields))
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+async def admin_change_node(
+    client: httpx.AsyncClient, server: LiveServer, node_id: int, **fields: Any
+) -> None:
+    form = {
+        "content": "changed",
+        "node_type": "FACT",
+        "momentum": "0.5",
+        "metadata": "{}",
+        **{k: str(v) for k, v in fields.items()},
+        "_save": "Save",
+    }
+    for prefix in ("outgoing", "incoming"):
+        form |= {
+            f"{prefix}-TOTAL_FORMS": "0",
+            f"{prefix}-INITIAL_FORMS": "0",
+            f"{prefix}-MIN_NUM_FORMS": "0",
+            f"{prefix}-MAX_NUM_FORMS": "1000",
+        }
+    form["csrfmiddlewaretoken"] = client.cookies["csrftoken"]
+    answer = await client.post(
+        f"/admin/graphapp/node/{node_id}/change/", data=form, headers=csrf_headers(client, server)
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+
+
+async def health(server: LiveServer) -> dict[str, Any]:
+    async with logged_in(server, "admin") as admin:
+        answer = await admin.get("/graph/api/health/")
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+async def test_stream_is_forbidden_to_anonymous_and_users_without_permission(
+    live_server_default: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server_default.url) as anonymous:
+        answer = await anonymous.get("/graph/events/")
+        assert answer.status_code == 403
+        assert answer.headers["content-type"] == "application/json"
+    async with logged_in(live_server_default, "nobody") as nobody:
+        assert (await nobody.get("/graph/events/")).status_code == 403
+        assert (await nobody.get("/graph/api/stats/")).status_code == 403
+        assert (await nobody.get("/graph/api/health/")).status_code == 403
+
+
+async def test_stream_headers_and_first_event_is_the_current_snapshot(
+    live_server_default: LiveServer,
+) -> None:
+    async with logged_in(live_server_default, "viewer") as viewer:
+        expected = (await viewer.get("/graph/api/stats/")).json()
+        viewer.headers["Accept-Encoding"] = "gzip, deflate, br"
+        async with stream(viewer) as events:
+            assert events.response is not None
+            headers = events.response.headers
+            assert headers["content-type"].startswith("text/event-stream")
+            assert headers["cache-control"] == "no-cache"
+            assert headers["x-accel-buffering"] == "no"
+            assert "content-encoding" not in headers
+            first = await events.next_stats()
+    assert first["type"] == "update"
+    for key in ("nodes", "edges", "avg_entanglement", "tiers", "types"):
+        assert first[key] == expected[key], key
+    assert set(first["tiers"]) == {"HOT", "WARM", "COLD"}
+    assert set(first["types"]) == {"FACT", "CONCEPT", "CODE", "DREAM", "ENTITY"}
+    assert first["_id"] == str(first["version"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["at"])
+
+
+async def test_stream_sends_retry_hint_and_heartbeats(make_server: Any) -> None:
+    server = make_server(graphapp={"HEARTBEAT": 0.2, "RETRY": 1234})
+    seen = b""
+    async with (
+        logged_in(server, "viewer") as viewer,
+        viewer.stream("GET", "/graph/events/") as response,
+    ):
+        async for chunk in response.aiter_raw():
+            seen += chunk
+            if seen.count(b": heartbeat\n\n") >= 2:
+                break
+    assert seen.startswith(b"retry: 1234\n\n")
+    assert b"event: stats\n" in seen
+
+
+async def test_api_create_publishes_an_event_with_the_new_counts(
+    live_server_default: LiveServer,
+) -> None:
+    async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
+        before = await events.next_stats()
+        await create(editor, live_server_default, node_type="DREAM", momentum=0.5)
+        after = await events.next_stats()
+    assert after["nodes"] == before["nodes"] + 1
+    assert after["types"]["DREAM"] == before["types"]["DREAM"] + 1
+    assert after["tiers"]["WARM"] == before["tiers"]["WARM"] + 1
+    assert after["version"] > before["version"]
+    assert int(after["_id"]) > int(before["_id"])
+
+
+async def test_tier_change_with_the_same_node_count_still_publishes(
+    live_server_default: LiveServer,
+) -> None:
+    async with logged_in(live_server_default, "admin") as admin:
+        created = await create(admin, live_server_default, momentum=0.95)
+        async with stream(admin) as events:
+            before = await events.next_stats()
+            await admin_change_node(admin, live_server_default, created["id"], momentum=0.1)
+            after = await events.next_stats()
+    assert after["nodes"] == before["nodes"]
+    assert after["tiers"]["HOT"] == before["tiers"]["HOT"] - 1
+    assert after["tiers"]["COLD"] == before["tiers"]["COLD"] + 1
+
+
+async def test_rolled_back_batch_publishes_nothing(live_server_default: LiveServer) -> None:
+    async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
+        before = await events.next_stats()
+        bad_batch = [node("one"), node("two"), node("three"), node("bad", momentum=7)]
+        answer = await post_json(editor, live_server_default, "/graph/api/nodes/", bad_batch)
+        assert answer.status_code == 400
+        assert "momentum" in answer.json()["errors"]["3"]
+        await create(editor, live_server_default, content="after the rollback")
+        # The next event is the single creation's: the three saved-then-rolled-back
+        # nodes were never published, and no event came for them.
+        after = await events.next_stats()
+    assert after["nodes"] == before["nodes"] + 1
+
+
+async def test_transaction_of_100_saves_publishes_once_with_the_final_state(
+    live_server_default: LiveServer,
+) -> None:
+    async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
+        before = await events.next_stats()
+        batch = [node(f"batch {i}", node_type="CODE") for i in range(100)]
+        answer = await post_json(editor, live_server_default, "/graph/api/nodes/", batch)
+        assert answer.status_code == 201, answer.text
+        batch_event = await events.next_stats()
+        await create(editor, live_server_default, content="marker", node_type="ENTITY")
+        marker_event = await events.next_stats()
+    assert batch_event["nodes"] == before["nodes"] + 100
+    assert batch_event["types"]["CODE"] == before["types"]["CODE"] + 100
+    # Nothing came between the batch's event and the marker's: one event per transaction.
+    assert marker_event["nodes"] == before["nodes"] + 101
+
+
+async def test_edges_and_deletes_through_the_admin_publish(live_server_default: LiveServer) -> None:
+    async with logged_in(live_server_default, "admin") as admin:
+        a = await create(admin, live_server_default, content="source")
+        b = await create(admin, live_server_default, content="target")
+        async with stream(admin) as events:
+            before = await events.next_stats()
+            answer = await admin.post(
+                "/admin/graphapp/edge/add/",
+                data={
+                    "source": a["id"],
+                    "target": b["id"],
+                    "relation": "depends_on",
+                    "weight": "0.5",
+                    "csrfmiddlewaretoken": admin.cookies["csrftoken"],
+                    "_save": "Save",
+                },
+                headers=csrf_headers(admin, live_server_default),
+            )
+            assert answer.status_code == 302, answer.text[:2000]
+            with_edge = await events.next_stats()
+            answer = await admin.post(
+                f"/admin/graphapp/node/{a['id']}/delete/",
+                data={"post": "yes", "csrfmiddlewaretoken": admin.cookies["csrftoken"]},
+                headers=csrf_headers(admin, live_server_default),
+            )
+            assert answer.status_code == 302
+            deleted = await events.next_stats()
+    assert with_edge["edges"] == before["edges"] + 1
+    assert with_edge["nodes"] == before["nodes"]
+    assert deleted["nodes"] == before["nodes"] - 1
+    assert deleted["edges"] == before["edges"]  # the edge went with its node
+
+
+async def admin_action(
+    client: httpx.AsyncClient, server: LiveServer, action: str, ids: list[int]
+) -> None:
+    answer = await client.post(
+        "/admin/graphapp/node/",
+        data={
+            "action": action,
+            "_selected_action": [str(i) for i in ids],
+            "index": "0",
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+        headers=csrf_headers(client, server),
+    )
+    assert answer.status_code == 302, answer.text[:2000]
+
+
+async def test_admin_actions_publish(live_server_default: LiveServer) -> None:
+    async with logged_in(live_server_default, "admin") as admin:
+        x = await create(admin, live_server_default, content="to activate", momentum=0.2)
+        y = await create(admin, live_server_default, content="to prune", momentum=0.1)
+        async with stream(admin) as events:
+            before = await events.next_stats()
+            await admin_action(admin, live_server_default, "activate_nodes", [x["id"]])
+            activated = await events.next_stats()
+            await admin_action(admin, live_server_default, "prune_cold_nodes", [x["id"], y["id"]])
+            pruned = await events.next_stats()
+    # x: 0.2 + 0.3 = 0.5, from COLD to WARM.
+    assert activated["tiers"]["COLD"] == before["tiers"]["COLD"] - 1
+    assert activated["tiers"]["WARM"] == before["tiers"]["WARM"] + 1
+    # Only y was still cold among the selected.
+    assert pruned["nodes"] == before["nodes"] - 1
+    assert pruned["tiers"]["COLD"] == before["tiers"]["COLD"] - 2
+    assert pruned["tiers"]["WARM"] == activated["tiers"]["WARM"]
+
+
+async def wait_for_health(server: LiveServer, **expected: Any) -> dict[str, Any]:
+    """Poll the health endpoint until it reports ``expected`` (bounded)."""
+    report: dict[str, Any] = {}
+    for _ in range(100):
+        report = await health(server)
+        if all(report[key] == value for key, value in expected.items()):
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health never reached {expected}: {report}")
+
+
+async def test_disconnected_clients_leave_nothing_behind(make_server: Any) -> None:
+    server = make_server()
+    idle = await wait_for_health(server, streams=0)
+    clients = [await login(server, "viewer") for _ in range(5)]
+    streams = [stream(client) for client in clients]
+    opened = [await s.__aenter__() for s in streams]
+    for events in opened:
+        await events.next_stats()
+    busy = await wait_for_health(server, streams=5, subscribed=True, group_members=1)
+    assert busy["tasks"] > idle["tasks"]
+    for s in streams:
+        await s.__aexit__(None, None, None)
+    for client in clients:
+        await client.aclose()
+    after = await wait_for_health(server, streams=0, subscribed=False, group_members=0)
+    assert after["tasks"] <= idle["tasks"]
+
+
+async def test_connecting_clients_share_one_snapshot_computation(make_server: Any) -> None:
+    server = make_server()
+    before = (await wait_for_health(server, streams=0))["snapshots"]
+    clients = [await login(server, "viewer") for _ in range(30)]
+    streams = [stream(client) for client in clients]
+    opened = await asyncio.gather(*(s.__aenter__() for s in streams))
+    firsts = await asyncio.gather(*(events.next_stats() for events in opened))
+    report = await health(server)
+    for s in streams:
+        await s.__aexit__(None, None, None)
+    for client in clients:
+        await client.aclose()
+    assert len({first["version"] for first in firsts}) == 1
+    assert report["snapshots"] - before == 1
+
+
+async def test_failing_channel_layer_leaves_saves_working(make_server: Any) -> None:
+    server = make_server(channel_backend="tests.layers.SendFailingChannelLayer")
+    async with logged_in(server, "editor") as editor:
+        for i in range(3):
+            await create(editor, server, content=f"saved despite the broker {i}")
+            await asyncio.sleep(0.15)  # let each save be published on its own
+        listed = (await editor.get("/graph/api/nodes/?limit=100")).json()["nodes"]
+    assert sum(n["content"].startswith("saved despite the broker") for n in listed) == 3
+    log = server.log()
+    assert "publishing to the channel layer failed: LayerDownError" in log
+    assert log.count("publishing to the channel layer failed") == 1, "logged once per outage"
