@@ -127,7 +127,8 @@ def prune(nodes: QuerySet[Node]) -> int:
     with transaction.atomic(using=using):
         ids = doomed.values("pk")
         Edge.objects.using(using).filter(Q(source__in=ids) | Q(target__in=ids))._raw_delete(using)
-        count = doomed._raw_delete(using)
+        # None when Django proves the selection empty and runs no query.
+        count = doomed._raw_delete(using) or 0
         publish_on_commit(using)
     return count
 

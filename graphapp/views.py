@@ -167,7 +167,7 @@ async def health(request: HttpRequest) -> HttpResponse:
             else None,
             "tasks": len(asyncio.all_tasks()),
             "published": publisher.published,
-        "snapshots": publisher.snapshots,
+            "snapshots": publisher.snapshots,
             "last_publish": last.isoformat() if last else None,
             "channel_layer": type(layer).__name__ if layer else None,
             "channel_layer_ok": layer is not None and not publisher.layer_failing,

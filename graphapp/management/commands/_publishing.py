@@ -1,11 +1,17 @@
-"""What the graph commands share: publish once when the bulk work is done."""
+"""What the graph commands share: wait for their one publication before exiting."""
 
 from django.core.management.base import BaseCommand, OutputWrapper
 
-from graphapp.publish import publish_now
+from graphapp.publish import publisher
+
+PUBLISH_TIMEOUT = 10.0
 
 
 def publish_once(stdout: OutputWrapper, command: BaseCommand) -> None:
-    """Publish the final state once; say so when it could not be done in time."""
-    if not publish_now():
+    """Wait until the publication the command's transaction asked for is done.
+
+    The bulk operations ask for exactly one on commit; waiting here keeps the
+    process alive until it has left, and says so when it could not.
+    """
+    if not publisher.flush(PUBLISH_TIMEOUT):
         stdout.write(command.style.WARNING("The statistics could not be published in time."))

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from graphapp.management.commands._publishing import publish_once
 from graphapp.models import Edge, Node, NodeType
+from graphapp.signals import publish_on_commit
 
 BATCH = 5000
 RELATIONS = (
@@ -51,7 +52,7 @@ class Command(BaseCommand):
             "--edges",
             type=int,
             default=None,
-            help="edges to create among the new nodes (default 2 per node)",
+            help="edges to create among the new nodes (default 2 per node, as many as fit)",
         )
         parser.add_argument(
             "--seed", type=int, default=None, help="random seed, for repeatable data"
@@ -60,7 +61,8 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, nodes: int, edges: int | None, seed: int | None, **options: Any
     ) -> None:
-        edges = 2 * nodes if edges is None else edges
+        if edges is None:
+            edges = min(2 * nodes, nodes * max(nodes - 1, 0))
         if nodes < 0 or edges < 0:
             raise CommandError("--nodes and --edges must be >= 0.")
         if edges > nodes * (nodes - 1):
@@ -88,6 +90,7 @@ class Command(BaseCommand):
                 ),
                 batch_size=BATCH,
             )
+            publish_on_commit()  # bulk_create sends no post_save
         publish_once(self.stdout, self)
         self.stdout.write(self.style.SUCCESS(f"Created {nodes} nodes and {edges} edges."))
 

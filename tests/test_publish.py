@@ -1,0 +1,165 @@
+"""The save path: receivers -> on_commit -> coalescing publisher -> channel layer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.test import override_settings
+
+from graphapp.models import Edge, Node
+from graphapp.publish import graph_stats_published, publisher
+from graphapp.stats import compute_stats
+from graphapp.streaming import get_hub
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAILING_LAYER = {"default": {"BACKEND": "tests.layers.SendFailingChannelLayer"}}
+
+
+@pytest.fixture
+def published() -> Iterator[list[dict[str, Any]]]:
+    """Snapshots published from now on (after a flush of what came before)."""
+    assert publisher.flush(10)
+    snapshots: list[dict[str, Any]] = []
+
+    def receive(snapshot: dict[str, Any], **kwargs: object) -> None:
+        snapshots.append(snapshot)
+
+    graph_stats_published.connect(receive)
+    yield snapshots
+    graph_stats_published.disconnect(receive)
+
+
+@pytest.fixture
+def publish_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG, "graphapp.publish")
+    yield caplog
+
+
+def fact(content: str = "fact", momentum: float = 0.9) -> Node:
+    return Node.objects.create(content=content, node_type="FACT", momentum=momentum)
+
+
+def test_save_outside_a_transaction_publishes_its_state(published: list[dict[str, Any]]) -> None:
+    fact()
+    assert publisher.flush(10)
+    assert len(published) == 1
+    assert published[0]["nodes"] == 1
+    assert published[0]["types"]["FACT"] == 1
+
+
+def test_transaction_of_100_saves_publishes_once_with_final_state(
+    published: list[dict[str, Any]],
+) -> None:
+    with transaction.atomic():
+        nodes = [fact(f"n{i}", momentum=0.5) for i in range(100)]
+        for a, b in zip(nodes, nodes[1:], strict=False):
+            Edge.objects.create(source=a, target=b)
+    assert publisher.flush(10)
+    assert len(published) == 1
+    assert published[0]["nodes"] == 100
+    assert published[0]["edges"] == 99
+    assert published[0]["tiers"]["WARM"] == 100
+
+
+def test_rolled_back_transaction_publishes_nothing(published: list[dict[str, Any]]) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        fact("never committed")
+        raise RuntimeError("roll back")
+    assert publisher.flush(10)
+    assert published == []
+    fact("committed")  # the next transaction must still publish
+    assert publisher.flush(10)
+    assert [snapshot["nodes"] for snapshot in published] == [1]
+
+
+def test_save_after_a_rolled_back_savepoint_still_publishes(
+    published: list[dict[str, Any]],
+) -> None:
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                fact("rolled back with its savepoint")
+                raise ValueError
+        except ValueError:
+            pass
+        fact("kept")
+    assert publisher.flush(10)
+    assert published, "the hook discarded with the savepoint was added again"
+    assert published[-1]["nodes"] == 1
+
+
+def test_delete_publishes(published: list[dict[str, Any]]) -> None:
+    node = fact()
+    assert publisher.flush(10)
+    node.delete()
+    assert publisher.flush(10)
+    assert [snapshot["nodes"] for snapshot in published] == [1, 0]
+
+
+@override_settings(GRAPHAPP={"COALESCE_WINDOW": 0.05})
+def test_burst_is_coalesced_and_the_last_state_is_published(
+    published: list[dict[str, Any]],
+) -> None:
+    computed_before = publisher.snapshots
+    started = time.monotonic()
+    for i in range(1000):
+        fact(f"burst {i}", momentum=(i % 10) / 10)
+    elapsed = time.monotonic() - started
+    assert publisher.flush(10)
+    computations = publisher.snapshots - computed_before
+    # At most one computation per window (plus the leading and trailing ones).
+    assert computations <= elapsed / 0.05 + 2
+    assert computations < 1000
+    final = compute_stats()
+    last = published[-1]
+    assert {key: last[key] for key in final} == final
+
+
+def test_failing_channel_layer_never_fails_a_save_and_logs_once(
+    published: list[dict[str, Any]], publish_log: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(CHANNEL_LAYERS=FAILING_LAYER):
+        for i in range(3):
+            fact(f"saved {i}")
+            assert publisher.flush(10)
+    assert Node.objects.count() == 3
+    errors = [r for r in publish_log.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "LayerDownError" in errors[0].getMessage()
+    fact("after the outage")
+    assert publisher.flush(10)
+    assert any("reachable again" in r.getMessage() for r in publish_log.records)
+
+
+def test_missing_channel_layer_never_fails_a_save(
+    published: list[dict[str, Any]], publish_log: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(CHANNEL_LAYERS={}):
+        fact()
+        assert publisher.flush(10)
+    assert Node.objects.count() == 1
+    assert any("LookupError" in r.getMessage() for r in publish_log.records)
+
+
+async def test_hub_receives_what_a_save_publishes() -> None:
+    hub = get_hub()
+    subscriber = await hub.subscribe()
+    try:
+        first = await subscriber.next(5)
+        assert first is not None
+        await sync_to_async(fact)("seen by the hub")
+        frame = await subscriber.next(5)
+        assert frame is not None
+        data = json.loads(frame.split(b"data: ", 1)[1])
+        assert data["nodes"] == json.loads(first.split(b"data: ", 1)[1])["nodes"] + 1
+    finally:
+        hub.unsubscribe(subscriber)
+    assert not hub.subscribed
