@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -38,9 +39,9 @@ def published() -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture
-def publish_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+def publish_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG, "graphapp.publish")
-    yield caplog
+    return caplog
 
 
 def fact(content: str = "fact", momentum: float = 0.9) -> Node:
@@ -60,7 +61,7 @@ def test_transaction_of_100_saves_publishes_once_with_final_state(
 ) -> None:
     with transaction.atomic():
         nodes = [fact(f"n{i}", momentum=0.5) for i in range(100)]
-        for a, b in zip(nodes, nodes[1:], strict=False):
+        for a, b in itertools.pairwise(nodes):
             Edge.objects.create(source=a, target=b)
     assert publisher.flush(10)
     assert len(published) == 1
@@ -70,9 +71,13 @@ def test_transaction_of_100_saves_publishes_once_with_final_state(
 
 
 def test_rolled_back_transaction_publishes_nothing(published: list[dict[str, Any]]) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        fact("never committed")
-        raise RuntimeError("roll back")
+    def save_then_fail() -> None:
+        with transaction.atomic():
+            fact("never committed")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        save_then_fail()
     assert publisher.flush(10)
     assert published == []
     fact("committed")  # the next transaction must still publish
