@@ -58,9 +58,11 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 @never_cache
 async def live(request: HttpRequest) -> HttpResponse:
     """The live page: totals, tiers and types, fed by the stream."""
-    if not await _allowed(request):
+    user = await request.auser()
+    if not await check_permission(user, "VIEW_PERMISSION_CHECK"):
         raise PermissionDenied
-    return render(request, "graphapp/live.html")
+    # Resolved here: the template must not load the user from the event loop.
+    return render(request, "graphapp/live.html", {"show_admin_link": user.is_staff})
 
 
 @require_GET
