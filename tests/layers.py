@@ -14,3 +14,10 @@ class SendFailingChannelLayer(InMemoryChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         raise LayerDownError("broker unreachable (test layer)")
+
+
+class SubscribeFailingChannelLayer(InMemoryChannelLayer):
+    """Every group_add fails: no stream can subscribe to the group."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise LayerDownError("broker unreachable (test layer)")

@@ -292,3 +292,19 @@ async def test_failing_channel_layer_leaves_saves_working(make_server: Any) -> N
     log = server.log()
     assert "publishing to the channel layer failed: LayerDownError" in log
     assert log.count("publishing to the channel layer failed") == 1, "logged once per outage"
+
+
+async def test_stream_whose_subscription_fails_ends_and_logs_the_error(make_server: Any) -> None:
+    server = make_server(channel_backend="tests.layers.SubscribeFailingChannelLayer")
+    async with (
+        logged_in(server, "viewer") as viewer,
+        viewer.stream("GET", "/graph/events/") as response,
+    ):
+        assert response.status_code == 200
+        body = b"".join([chunk async for chunk in response.aiter_raw()])
+    # The response ended by itself (so a browser reconnects), without a snapshot.
+    assert b"event: stats" not in body
+    log = server.log()
+    assert "subscription to group 'graphapp.stats' failed" in log
+    assert "LayerDownError" in log
+    assert (await wait_for_health(server, streams=0, subscribed=False))["streams"] == 0
