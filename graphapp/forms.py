@@ -77,6 +77,11 @@ class NodeForm(NodeModelForm):
         model = Node
         fields: ClassVar = ["content", "node_type", "momentum", "metadata"]
 
+    def clean_metadata(self) -> dict[str, Any]:
+        # The form field turns an empty object into None; the column wants {}.
+        value: dict[str, Any] | None = self.cleaned_data["metadata"]
+        return {} if value is None else value
+
 
 def node_form(data: object) -> NodeForm | FieldErrors:
     """A bound, valid NodeForm for ``data``, or its field errors."""

@@ -48,6 +48,18 @@ def encode(snapshot: Snapshot) -> str:
     return json.dumps(snapshot, separators=(",", ":"))
 
 
+def state_of(snapshot: Snapshot) -> str:
+    """The statistics of a snapshot without its version and time, as a comparable string."""
+    fields = (
+        snapshot["nodes"],
+        snapshot["edges"],
+        snapshot["avg_entanglement"],
+        snapshot["tiers"],
+        snapshot["types"],
+    )
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+
 def channel_layer() -> ChannelLayer | None:
     """The configured channel layer, or None when CHANNEL_LAYERS lacks the alias."""
     alias = get_config()["CHANNEL_LAYER"]
@@ -163,6 +175,7 @@ class Publisher:
             "type": "graph.stats",
             "version": snapshot["version"],
             "data": encode(snapshot),
+            "state": state_of(snapshot),
         }
         self._send(own_loop, cast(dict[str, Any], message))
         self.published += 1

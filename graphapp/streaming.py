@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -19,12 +20,13 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
 from graphapp.conf import get_config
-from graphapp.publish import channel_layer, encode, publisher
+from graphapp.publish import channel_layer, encode, publisher, state_of
 from graphapp.types import ChannelLayer
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_FRAME: Final = b": heartbeat\n\n"
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
 def sse_frame(
@@ -43,7 +45,8 @@ def sse_frame(
     if event is not None:
         lines.append(f"event: {event}")
     if data is not None:
-        lines.extend(f"data: {line}" for line in data.split("\n"))
+        # SSE ends a line at CRLF, LF or CR: each becomes its own data line.
+        lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return ("\n".join(lines) + "\n\n").encode()
 
 
@@ -83,9 +86,9 @@ class Subscriber:
                 await self._ready.wait()
         except TimeoutError:
             return None
-        self._ready.clear()
         if self._closed:
             raise StreamClosed
+        self._ready.clear()
         frame, self._frame = self._frame, None
         return frame
 
@@ -97,6 +100,7 @@ class Hub:
         self.loop = loop
         self.subscribers: set[Subscriber] = set()
         self.latest_version = -1
+        self.latest_state = ""
         self.latest: bytes | None = None
         self._reader: asyncio.Task[None] | None = None
         self._joined: asyncio.Future[None] | None = None
@@ -140,32 +144,35 @@ class Hub:
         # then ignores its result.
         self._reader = self._joined = self._loading = None
         # What we held may be stale by the time someone subscribes again.
-        self.latest, self.latest_version = None, -1
+        self.latest, self.latest_version, self.latest_state = None, -1, ""
 
     async def _load(self) -> None:
         # One query for every stream that connects before the first message:
         # a thousand reconnecting browsers cost one computation, not a thousand.
         snapshot = await sync_to_async(publisher.snapshot)()
-        self._accept(snapshot["version"], encode(snapshot))
+        self._accept(snapshot["version"], encode(snapshot), state_of(snapshot))
 
-    def _accept(self, version: int, data: str) -> None:
-        if not self.subscribed or version < self.latest_version:
+    def _accept(self, version: int, data: str, state: str) -> None:
+        # Older than what the clients have, or the same statistics again (a
+        # publication that a fresh load already covered): nothing to tell them.
+        if not self.subscribed or version < self.latest_version or state == self.latest_state:
             return
         frame = stats_frame(version, data)
-        self.latest, self.latest_version = frame, version
+        self.latest, self.latest_version, self.latest_state = frame, version, state
         for subscriber in self.subscribers:
             subscriber.offer(frame)
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        version, data = message.get("version"), message.get("data")
+        version, data, state = message.get("version"), message.get("data"), message.get("state")
         if (
             message.get("type") != "graph.stats"
             or not isinstance(version, int)
             or not isinstance(data, str)
+            or not isinstance(state, str)
         ):
             logger.warning("graphapp: ignored a malformed message on the group: %.200r", message)
             return
-        self._accept(version, data)
+        self._accept(version, data, state)
 
     async def _read(self) -> None:
         layer = channel_layer()

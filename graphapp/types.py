@@ -24,12 +24,15 @@ class StatsMessage(TypedDict):
     """What the publisher sends to the channel-layer group (type ``graph.stats``).
 
     ``data`` is the snapshot already encoded as one line of JSON, so that every
-    receiving process frames it without encoding it again.
+    receiving process frames it without encoding it again; ``state`` identifies
+    its statistics without version and time, so that a hub can drop a message
+    that would tell its clients nothing new.
     """
 
     type: Literal["graph.stats"]
     version: int
     data: str
+    state: str
 
 
 class ChannelLayer(Protocol):

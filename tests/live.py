@@ -22,6 +22,7 @@ from tests.site_setup import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_TIMEOUT = 10.0
+STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
 
 
 @dataclass
@@ -192,6 +193,19 @@ class EventStream:
         data: dict[str, Any] = json.loads(event.data)
         data["_id"] = event.id
         return data
+
+    async def current(self) -> dict[str, Any]:
+        """The first event that shows the graph as it is now.
+
+        Changes made just before the stream opened may still be on their way
+        (publication is coalesced); this reads past the older events they
+        follow, so that a test's "before" cannot be taken from one of them.
+        """
+        now = (await self.client.get("/graph/api/stats/")).json()
+        while True:
+            event = await self.next_stats()
+            if all(event[key] == now[key] for key in STATS_FIELDS):
+                return event
 
     async def close(self) -> None:
         self._task.cancel()

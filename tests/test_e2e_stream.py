@@ -113,7 +113,7 @@ async def test_api_create_publishes_an_event_with_the_new_counts(
     live_server_default: LiveServer,
 ) -> None:
     async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
-        before = await events.next_stats()
+        before = await events.current()
         await create(editor, live_server_default, node_type="DREAM", momentum=0.5)
         after = await events.next_stats()
     assert after["nodes"] == before["nodes"] + 1
@@ -129,7 +129,7 @@ async def test_tier_change_with_the_same_node_count_still_publishes(
     async with logged_in(live_server_default, "admin") as admin:
         created = await create(admin, live_server_default, momentum=0.95)
         async with stream(admin) as events:
-            before = await events.next_stats()
+            before = await events.current()
             await admin_change_node(admin, live_server_default, created["id"], momentum=0.1)
             after = await events.next_stats()
     assert after["nodes"] == before["nodes"]
@@ -139,7 +139,7 @@ async def test_tier_change_with_the_same_node_count_still_publishes(
 
 async def test_rolled_back_batch_publishes_nothing(live_server_default: LiveServer) -> None:
     async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
-        before = await events.next_stats()
+        before = await events.current()
         bad_batch = [node("one"), node("two"), node("three"), node("bad", momentum=7)]
         answer = await post_json(editor, live_server_default, "/graph/api/nodes/", bad_batch)
         assert answer.status_code == 400
@@ -155,7 +155,7 @@ async def test_transaction_of_100_saves_publishes_once_with_the_final_state(
     live_server_default: LiveServer,
 ) -> None:
     async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
-        before = await events.next_stats()
+        before = await events.current()
         batch = [node(f"batch {i}", node_type="CODE") for i in range(100)]
         answer = await post_json(editor, live_server_default, "/graph/api/nodes/", batch)
         assert answer.status_code == 201, answer.text
@@ -173,7 +173,7 @@ async def test_edges_and_deletes_through_the_admin_publish(live_server_default: 
         a = await create(admin, live_server_default, content="source")
         b = await create(admin, live_server_default, content="target")
         async with stream(admin) as events:
-            before = await events.next_stats()
+            before = await events.current()
             answer = await admin.post(
                 "/admin/graphapp/edge/add/",
                 data={
@@ -222,7 +222,7 @@ async def test_admin_actions_publish(live_server_default: LiveServer) -> None:
         x = await create(admin, live_server_default, content="to activate", momentum=0.2)
         y = await create(admin, live_server_default, content="to prune", momentum=0.1)
         async with stream(admin) as events:
-            before = await events.next_stats()
+            before = await events.current()
             await admin_action(admin, live_server_default, "activate_nodes", [x["id"]])
             activated = await events.next_stats()
             await admin_action(admin, live_server_default, "prune_cold_nodes", [x["id"], y["id"]])

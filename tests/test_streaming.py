@@ -1,0 +1,124 @@
+"""SSE framing and the per-stream mailbox, in process, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from graphapp.streaming import HEARTBEAT_FRAME, StreamClosed, Subscriber, sse_frame, stats_frame
+
+
+def test_sse_frame_writes_retry_id_event_then_data() -> None:
+    frame = sse_frame('{"nodes":3}', event="stats", id=42, retry=1500)
+    assert frame == b'retry: 1500\nid: 42\nevent: stats\ndata: {"nodes":3}\n\n'
+
+
+def test_sse_frame_splits_multiline_data_into_one_data_line_each() -> None:
+    assert sse_frame("first\nsecond\n\nfourth") == (
+        b"data: first\ndata: second\ndata: \ndata: fourth\n\n"
+    )
+
+
+def test_sse_frame_splits_data_on_carriage_returns_too() -> None:
+    # SSE ends a line at CR, LF or CRLF: a CR left inside a data line would end
+    # it early and the rest would be read as an unknown field and dropped.
+    assert sse_frame("one\rtwo\r\nthree") == b"data: one\ndata: two\ndata: three\n\n"
+
+
+def test_sse_frame_with_only_retry_is_a_retry_hint() -> None:
+    assert sse_frame(retry=3000) == b"retry: 3000\n\n"
+
+
+def test_sse_frame_ends_with_one_blank_line_and_contains_no_other() -> None:
+    for frame in (
+        sse_frame("x"),
+        sse_frame("a\nb", event="stats", id="7"),
+        sse_frame(retry=0),
+        HEARTBEAT_FRAME,
+    ):
+        assert frame.endswith(b"\n\n"), frame
+        assert b"\n\n" not in frame[:-2], frame
+
+
+def test_sse_frame_encodes_non_ascii_data_as_utf8() -> None:
+    assert sse_frame("caf\u00e9 \U0001f525") == "data: caf\u00e9 \U0001f525\n\n".encode()
+
+
+def test_stats_frame_carries_the_version_as_id_and_the_stats_event() -> None:
+    assert stats_frame(1717171717171, '{"nodes":1,"edges":0}') == (
+        b'id: 1717171717171\nevent: stats\ndata: {"nodes":1,"edges":0}\n\n'
+    )
+
+
+async def test_subscriber_slow_reader_gets_only_the_latest_of_three_frames() -> None:
+    subscriber = Subscriber()
+    for frame in (b"one\n\n", b"two\n\n", b"three\n\n"):
+        subscriber.offer(frame)
+    assert await subscriber.next(1.0) == b"three\n\n"
+    # Nothing queued behind it: the older snapshots are gone, not waiting.
+    assert await subscriber.next(0.01) is None
+
+
+async def test_subscriber_next_returns_none_after_the_heartbeat_when_nothing_comes() -> None:
+    subscriber = Subscriber()
+    assert await subscriber.next(0.01) is None
+    assert await subscriber.next(0.01) is None
+
+
+async def test_subscriber_next_returns_a_waiting_frame_even_with_zero_heartbeat() -> None:
+    subscriber = Subscriber()
+    subscriber.offer(b"ready\n\n")
+    assert await subscriber.next(0.0) == b"ready\n\n"
+
+
+async def test_subscriber_next_wakes_when_a_frame_is_offered_while_waiting() -> None:
+    subscriber = Subscriber()
+    waiting = asyncio.create_task(subscriber.next(10.0))
+    await asyncio.sleep(0)  # let it start waiting
+    assert not waiting.done()
+    subscriber.offer(b"late\n\n")
+    assert await asyncio.wait_for(waiting, 1.0) == b"late\n\n"
+
+
+async def test_subscriber_offer_after_read_is_delivered_once() -> None:
+    subscriber = Subscriber()
+    subscriber.offer(b"one\n\n")
+    assert await subscriber.next(1.0) == b"one\n\n"
+    subscriber.offer(b"two\n\n")
+    assert await subscriber.next(1.0) == b"two\n\n"
+    assert await subscriber.next(0.01) is None
+
+
+async def test_subscriber_close_makes_next_raise_stream_closed() -> None:
+    subscriber = Subscriber()
+    subscriber.close()
+    with pytest.raises(StreamClosed):
+        await subscriber.next(1.0)
+
+
+async def test_subscriber_close_wins_over_a_pending_frame() -> None:
+    subscriber = Subscriber()
+    subscriber.offer(b"pending\n\n")
+    subscriber.close()
+    with pytest.raises(StreamClosed):
+        await subscriber.next(1.0)
+
+
+async def test_subscriber_close_wakes_a_waiting_reader() -> None:
+    subscriber = Subscriber()
+    waiting = asyncio.create_task(subscriber.next(10.0))
+    await asyncio.sleep(0)
+    subscriber.close()
+    with pytest.raises(StreamClosed):
+        await asyncio.wait_for(waiting, 1.0)
+
+
+async def test_subscriber_stays_closed_on_every_later_next() -> None:
+    subscriber = Subscriber()
+    subscriber.close()
+    with pytest.raises(StreamClosed):
+        await subscriber.next(0.01)
+    # A closed mailbox must not turn back into an idle one that sends heartbeats.
+    with pytest.raises(StreamClosed):
+        await subscriber.next(0.01)
