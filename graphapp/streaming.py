@@ -186,8 +186,12 @@ class Hub:
             channel = await layer.new_channel()
             await layer.group_add(group, channel)
             joined.set_result(None)
-            while True:
-                self._on_message(await layer.receive(channel))
+            rejoin = asyncio.create_task(self._rejoin(layer, group, channel))
+            try:
+                while True:
+                    self._on_message(await layer.receive(channel))
+            finally:
+                rejoin.cancel()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - backends raise their own errors
@@ -207,6 +211,29 @@ class Hub:
                 joined.cancel()
             if layer is not None and channel is not None:
                 await self._leave(layer, group, channel)
+
+    async def _rejoin(self, layer: ChannelLayer, group: str, channel: str) -> None:
+        """Join again before the layer's ``group_expiry`` drops us.
+
+        Channels' layers forget a group member after ``group_expiry`` seconds
+        (default a day) even while its connection is alive; a wall screen stays
+        open for longer. Joining again renews the membership.
+        """
+        expiry = getattr(layer, "group_expiry", None)
+        if not isinstance(expiry, int | float) or expiry <= 0:
+            return
+        while True:
+            await asyncio.sleep(expiry / 2)
+            try:
+                await layer.group_add(group, channel)
+            except Exception as exc:  # noqa: BLE001 - backends raise their own errors
+                # The reader sees the same outage and closes the streams.
+                logger.warning(
+                    "graphapp: could not renew membership of group %r: %s: %s",
+                    group,
+                    type(exc).__name__,
+                    exc,
+                )
 
     async def _leave(self, layer: ChannelLayer, group: str, channel: str) -> None:
         try:

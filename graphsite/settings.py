@@ -79,12 +79,18 @@ DATABASES: dict[str, Any] = {
     )
 }
 
+# Channels' in-memory layer serves one process; with REDIS_URL every process
+# (servers, the shell, management commands) shares one layer through Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYERS: dict[str, Any] = (
     {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("REDIS_PREFIX", "graphsite"),
+                "group_expiry": int(os.environ.get("REDIS_GROUP_EXPIRY", "86400")),
+            },
         }
     }
     if REDIS_URL

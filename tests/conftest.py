@@ -1,35 +1,111 @@
+import contextlib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import services
 from tests.live import LiveServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not services.enabled():
+        return
+    problem = services.unreachable()
+    if problem and services.required():
+        raise pytest.UsageError(
+            f"GRAPHAPP_REQUIRE_SERVICES=1 but the services cannot be reached: {problem}"
+        )
+    config.stash[_SKIP_REASON] = problem
+
+
+_SKIP_REASON = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = config.stash.get(_SKIP_REASON, "")
+    if services.enabled() and reason:
+        skip = pytest.mark.skip(reason=f"PostgreSQL + Redis run skipped: {reason}")
+        for item in items:
+            item.add_marker(skip)
+    elif not services.enabled():
+        skip = pytest.mark.skip(reason="needs PostgreSQL + Redis: runs with GRAPHAPP_SERVICES=1")
+        for item in items:
+            if "services" in item.keywords:
+                item.add_marker(skip)
+
+
+class Servers:
+    """Starts test servers: on the embedded default, or on PostgreSQL and Redis
+    (a scratch database and a Redis key prefix of their own) in the services run."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[LiveServer] = []
+        self._cleanup = contextlib.ExitStack()
+
+    def backing(self, services_run: bool) -> dict[str, Any]:
+        if not services_run:
+            return {}
+        return {
+            "database_url": self._cleanup.enter_context(services.scratch_database()),
+            "redis_url": services.REDIS_URL,
+            "redis_prefix": f"graphapp-test-{uuid.uuid4().hex[:8]}",
+        }
+
+    def start(
+        self, count: int = 1, *, services_run: bool | None = None, **options: Any
+    ) -> list[LiveServer]:
+        """``count`` servers sharing one database and one layer (a cluster)."""
+        shared = self.backing(services.enabled() if services_run is None else services_run)
+        shared |= options
+        cluster = []
+        for index in range(count):
+            workdir = self.workdir / f"server-{len(self.started)}"
+            workdir.mkdir(parents=True)
+            if index and "database_url" not in shared:
+                shared["database_url"] = f"sqlite:///{cluster[0].workdir / 'db.sqlite3'}"
+            server = LiveServer(workdir, **shared)
+            self.started.append(server)
+            server.start(setup=index == 0)
+            cluster.append(server)
+        return cluster
+
+    def stop(self) -> None:
+        for server in self.started:
+            server.stop()
+        self._cleanup.close()
 
 
 @pytest.fixture(scope="session")
 def live_server_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """graphsite on the embedded default (SQLite, in-memory layer), shared by a module's tests."""
-    server = LiveServer(Path(tmp_path_factory.mktemp("daphne-default")))
-    server.start()
-    yield server
-    server.stop()
+    """graphsite as configured for this run, shared by the tests that only add to it."""
+    servers = Servers(tmp_path_factory.mktemp("daphne-default"))
+    try:
+        yield servers.start()[0]
+    finally:
+        servers.stop()
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    started = Servers(tmp_path)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def make_server(servers: Servers) -> Callable[..., LiveServer]:
     """Start a server with its own settings.
 
     ``make_server(graphapp={...}, channel_backend="dotted.Layer")``
     """
-    servers: list[LiveServer] = []
 
-    def start(**options: object) -> LiveServer:
-        server = LiveServer(tmp_path / f"server-{len(servers)}", **options)
-        server.workdir.mkdir()
-        servers.append(server)
-        server.start()
-        return server
+    def start(**options: Any) -> LiveServer:
+        return servers.start(**options)[0]
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start

@@ -13,5 +13,5 @@ from graphsite.settings import CHANNEL_LAYERS
 
 GRAPHAPP = json.loads(os.environ.get("GRAPHAPP_JSON", "{}"))
 if os.environ.get("TEST_CHANNEL_BACKEND"):
-    CHANNEL_LAYERS["default"]["BACKEND"] = os.environ["TEST_CHANNEL_BACKEND"]
+    CHANNEL_LAYERS["default"] = {"BACKEND": os.environ["TEST_CHANNEL_BACKEND"]}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -32,6 +32,10 @@ class LiveServer:
     workdir: Path
     graphapp: dict[str, Any] = field(default_factory=dict)
     channel_backend: str = ""
+    database_url: str = ""  # default: a SQLite file in workdir
+    redis_url: str = ""  # default: Channels' in-memory layer
+    redis_prefix: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -45,20 +49,28 @@ class LiveServer:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "DATABASE_URL"}}
+        if self.redis_url:
+            env |= {"REDIS_URL": self.redis_url, "REDIS_PREFIX": self.redis_prefix}
         env |= {
             "DJANGO_SETTINGS_MODULE": "tests.e2e_settings",
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "DATABASE_URL": self.database_url or f"sqlite:///{self.workdir / 'db.sqlite3'}",
             "GRAPHAPP_JSON": json.dumps(self.graphapp),
             "TEST_CHANNEL_BACKEND": self.channel_backend,
             "PYTHONPATH": str(ROOT),
             "GRAPHAPP_LOG_LEVEL": "DEBUG",
+            **self.extra_env,
         }
         return env
 
-    def start(self) -> None:
+    def setup(self) -> None:
+        """Migrate the server's database and create the test users."""
         subprocess.run(
             [sys.executable, "-m", "tests.site_setup"], cwd=ROOT, env=self.env(), check=True
         )
+
+    def start(self, *, setup: bool = True) -> None:
+        if setup:
+            self.setup()
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(1024)

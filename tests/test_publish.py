@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 
 from graphapp.models import Edge, Node
@@ -154,13 +154,19 @@ def test_missing_channel_layer_never_fails_a_save(
     assert any("LookupError" in r.getMessage() for r in publish_log.records)
 
 
+def save_and_close(content: str) -> None:
+    # The worker thread's connection must not outlive the test database.
+    fact(content)
+    connection.close()
+
+
 async def test_hub_receives_what_a_save_publishes() -> None:
     hub = get_hub()
     subscriber = await hub.subscribe()
     try:
         first = await subscriber.next(5)
         assert first is not None
-        await sync_to_async(fact)("seen by the hub")
+        await sync_to_async(save_and_close)("seen by the hub")
         frame = await subscriber.next(5)
         assert frame is not None
         data = json.loads(frame.split(b"data: ", 1)[1])
