@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import httpx
-import redis.asyncio
 import pytest
+import redis.asyncio
 
 from tests.live import LiveServer, csrf_headers, logged_in, login, post_json, stream
 
