@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from graphapp.conf import get_config
 from graphapp.publish import channel_layer, encode, publisher, state_of
-from graphapp.types import ChannelLayer
+from graphapp.types import ChannelLayer, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,15 @@ class Subscriber:
         return frame
 
 
+def _snapshot_without_connection() -> Snapshot:
+    # Runs in the thread of the request that started the load, which lives as
+    # long as its stream: leave no database connection behind in it.
+    try:
+        return publisher.snapshot()
+    finally:
+        connections.close_all()
+
+
 class Hub:
     """The process's single subscription to the group, fanned out in memory."""
 
@@ -149,7 +158,7 @@ class Hub:
     async def _load(self) -> None:
         # One query for every stream that connects before the first message:
         # a thousand reconnecting browsers cost one computation, not a thousand.
-        snapshot = await sync_to_async(publisher.snapshot)()
+        snapshot = await sync_to_async(_snapshot_without_connection)()
         self._accept(snapshot["version"], encode(snapshot), state_of(snapshot))
 
     def _accept(self, version: int, data: str, state: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -44,6 +44,10 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update."""
     if not await _allowed(request):
         return _forbidden()
+    # The permission check opened a database connection in this request's
+    # thread; a stream lasts hours and must not hold it (200 browsers would
+    # exhaust PostgreSQL's connections).
+    await sync_to_async(connections.close_all)()
     config = get_config()
     response = StreamingHttpResponse(
         event_stream(config["RETRY"], config["HEARTBEAT"]),

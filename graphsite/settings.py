@@ -73,11 +73,17 @@ ASGI_APPLICATION = "graphsite.asgi.application"
 WSGI_APPLICATION = None
 
 DATABASES: dict[str, Any] = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "0")),
-    )
+    "default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A pool per process: a reconnect storm of browsers (each request checks its
+    # session and permissions) waits for a connection instead of exceeding the
+    # server's max_connections. Streams give theirs back before streaming.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
+        "timeout": 30,
+    }
 
 # Channels' in-memory layer serves one process; with REDIS_URL every process
 # (servers, the shell, management commands) shares one layer through Redis.

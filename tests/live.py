@@ -206,14 +206,15 @@ class EventStream:
         data["_id"] = event.id
         return data
 
-    async def current(self) -> dict[str, Any]:
+    async def current(self, now: dict[str, Any] | None = None) -> dict[str, Any]:
         """The first event that shows the graph as it is now.
 
         Changes made just before the stream opened may still be on their way
         (publication is coalesced); this reads past the older events they
         follow, so that a test's "before" cannot be taken from one of them.
         """
-        now = (await self.client.get("/graph/api/stats/")).json()
+        if now is None:
+            now = (await self.client.get("/graph/api/stats/")).json()
         while True:
             event = await self.next_stats()
             if all(event[key] == now[key] for key in STATS_FIELDS):
