@@ -8,6 +8,10 @@ class GraphappConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers that publish after every committed change.
+        from django.core import checks
+
         from graphapp import signals
+        from graphapp.checks import check_cross_process_updates
 
         signals.connect()
+        checks.register(check_cross_process_updates)

@@ -21,6 +21,7 @@ class Config(TypedDict):
     HEARTBEAT: float
     RETRY: int
     SEND_TIMEOUT: float
+    WATCH_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
 
@@ -40,6 +41,9 @@ DEFAULTS: Final[Config] = {
     "RETRY": 3000,
     # Seconds a send to the channel layer may take before it counts as failed.
     "SEND_TIMEOUT": 5.0,
+    # Seconds between looks at SQLite's data_version for commits made by other
+    # processes (the shell, commands); 0 turns it off. Unused on other databases.
+    "WATCH_INTERVAL": 0.25,
     # Dotted paths to callables ``(user) -> bool`` (plain or async).
     "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
@@ -54,6 +58,11 @@ def _validate(merged: dict[str, Any]) -> None:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise GraphappConfigError(key, f"must be a positive number of seconds, not {value!r}")
+    watch = merged["WATCH_INTERVAL"]
+    if isinstance(watch, bool) or not isinstance(watch, int | float) or watch < 0:
+        raise GraphappConfigError(
+            "WATCH_INTERVAL", f"must be a number of seconds >= 0, not {watch!r}"
+        )
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")

@@ -28,12 +28,13 @@ import time
 from typing import Any, cast
 
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, close_old_connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections
 from django.dispatch import Signal
 
 from graphapp.conf import get_config
 from graphapp.stats import compute_stats
 from graphapp.types import ChannelLayer, Snapshot, StatsMessage
+from graphapp.watch import DataVersionWatch
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,16 @@ class Publisher:
         return self._layer_failing
 
     def deliver_on(self, loop: asyncio.AbstractEventLoop | None) -> None:
-        """Send on ``loop`` from now on (the stream hub's), or on our own with None."""
+        """Send on ``loop`` from now on (the stream hub's), or on our own with None.
+
+        A hub that starts also starts the thread, which on SQLite watches for
+        other processes' commits while it runs.
+        """
         self._delivery_loop = loop
+        if loop is not None:
+            with self._cond:
+                if self._thread is None or not self._thread.is_alive():
+                    self._start()
 
     # -- the publisher's thread ------------------------------------------------
 
@@ -139,13 +148,20 @@ class Publisher:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        interval = get_config()["WATCH_INTERVAL"]
+        watch = DataVersionWatch.for_database(DEFAULT_DB_ALIAS) if interval else None
         try:
             while True:
-                self._wake.wait()
+                woken = self._wake.wait(interval if watch else None)
+                # Not asked here: publish only if another process committed.
+                if not woken and (watch is None or not watch.changed()):
+                    continue
                 self._wake.clear()
                 with self._cond:
                     target = self._requested
                 started = time.monotonic()
+                if watch is not None:
+                    watch.mark()
                 try:
                     self._publish(loop)
                 finally:
@@ -157,6 +173,8 @@ class Publisher:
                     time.sleep(pause)
         finally:
             loop.close()
+            if watch is not None:
+                watch.close()
 
     def _publish(self, own_loop: asyncio.AbstractEventLoop) -> None:
         close_old_connections()

@@ -30,4 +30,7 @@ else:
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"graphapp-test-{os.getpid()}.sqlite3")
     }
+# Exact publication counts in the in-process tests: no watching of SQLite for
+# other processes' commits here (the end-to-end tests cover it).
+GRAPHAPP = {"WATCH_INTERVAL": 0}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

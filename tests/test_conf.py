@@ -19,6 +19,7 @@ def test_get_config_defaults():
         "HEARTBEAT": 15.0,
         "RETRY": 3000,
         "SEND_TIMEOUT": 5.0,
+        "WATCH_INTERVAL": 0.25,
         "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
         "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
     }
@@ -88,6 +89,8 @@ def test_get_config_setting_that_is_not_a_dict():
         ("GROUP", None),
         ("CHANNEL_LAYER", ""),
         ("VIEW_PERMISSION_CHECK", 42),
+        ("WATCH_INTERVAL", -0.5),
+        ("WATCH_INTERVAL", False),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):

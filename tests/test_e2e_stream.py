@@ -327,3 +327,23 @@ async def test_stream_whose_subscription_fails_ends_and_logs_the_error(make_serv
     assert "subscription to group 'graphapp.stats' failed" in log
     assert "LayerDownError" in log
     assert (await wait_for_health(server, streams=0, subscribed=False))["streams"] == 0
+
+
+async def test_changes_by_other_processes_reach_streams_on_sqlite(make_server: Any) -> None:
+    server = make_server(services_run=False)  # the embedded default: SQLite, in-memory layer
+    async with logged_in(server, "viewer") as viewer, stream(viewer) as events:
+        before = await events.current()
+        shell = server.manage(
+            "shell",
+            "-c",
+            "from graphapp.models import Node; "
+            "Node.objects.create(content='from the shell', node_type='ENTITY', momentum=0.5)",
+        )
+        assert shell.returncode == 0, shell.stderr
+        from_shell = await events.next_stats(within=1.0)
+        decay = server.manage("graph_decay", "--hours", "100")
+        assert decay.returncode == 0, decay.stderr
+        from_cron = await events.next_stats(within=1.0)
+    assert from_shell["nodes"] == before["nodes"] + 1
+    assert from_shell["types"]["ENTITY"] == before["types"]["ENTITY"] + 1
+    assert from_cron["tiers"] == {"HOT": 0, "WARM": 0, "COLD": before["nodes"] + 1}

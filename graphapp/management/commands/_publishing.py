@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, OutputWrapper
 
+from graphapp.checks import unreachable_reason
 from graphapp.publish import publisher
 
 PUBLISH_TIMEOUT = 10.0
@@ -13,5 +14,8 @@ def publish_once(stdout: OutputWrapper, command: BaseCommand) -> None:
     The bulk operations ask for exactly one on commit; waiting here keeps the
     process alive until it has left, and says so when it could not.
     """
+    reason = unreachable_reason()
+    if reason:
+        command.stderr.write(f"graphapp: {reason}")
     if not publisher.flush(PUBLISH_TIMEOUT):
         stdout.write(command.style.WARNING("The statistics could not be published in time."))

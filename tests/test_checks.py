@@ -1,0 +1,56 @@
+"""graphapp's system checks, against the exact messages."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from graphapp.checks import check_cross_process_updates
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
+    }
+}
+
+
+def test_check_is_silent_with_a_shared_layer() -> None:
+    with override_settings(CHANNEL_LAYERS=REDIS, GRAPHAPP={"WATCH_INTERVAL": 0}):
+        assert check_cross_process_updates() == []
+
+
+def test_check_warns_when_in_memory_layer_cannot_see_other_processes() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0}):
+        (warning,) = check_cross_process_updates()
+    assert warning.id == "graphapp.W001"
+    expected = "WATCH_INTERVAL" if connection.vendor == "sqlite" else "not SQLite"
+    assert expected in warning.msg
+    assert "REDIS_URL" in (warning.hint or "")
+
+
+def test_check_on_in_memory_layer_depends_on_watching_sqlite() -> None:
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0.25}):
+        messages = check_cross_process_updates()
+    # SQLite's data_version carries other processes' commits; nothing else does.
+    assert [m.id for m in messages] == ([] if connection.vendor == "sqlite" else ["graphapp.W001"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commands_say_when_their_changes_reach_no_server() -> None:
+    stderr = StringIO()
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0}):
+        call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=stderr)
+    assert "reach no open stream" in stderr.getvalue()
+    quiet = StringIO()
+    with override_settings(
+        CHANNEL_LAYERS=REDIS if connection.vendor != "sqlite" else IN_MEMORY,
+        GRAPHAPP={"WATCH_INTERVAL": 0.25},
+    ):
+        call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=quiet)
+    assert quiet.getvalue() == ""
