@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -166,6 +167,7 @@ async def health(request: HttpRequest) -> HttpResponse:
     last = publisher.last_published
     return JsonResponse(
         {
+            "pid": os.getpid(),
             "streams": len(hub.subscribers) if hub else 0,
             "subscribed": bool(hub and hub.subscribed),
             "group_members": len(groups.get(get_config()["GROUP"], ()))
