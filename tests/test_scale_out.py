@@ -182,3 +182,29 @@ async def test_a_stream_outlives_the_layers_group_expiry(servers: Servers) -> No
         await create(editor, server)
         after = await events.next_stats()
     assert after["nodes"] == before["nodes"] + 1
+
+
+async def test_after_a_burst_every_client_ends_on_the_final_state(servers: Servers) -> None:
+    a, b = servers.start(2, services_run=True)
+    writers = [await login(server, "editor") for server in (a, b) for _ in range(5)]
+    readers = [await login(server, "viewer") for server in (a, b) for _ in range(20)]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            opened = [await stack.enter_async_context(stream(c)) for c in readers]
+
+            async def write(client: httpx.AsyncClient, server: LiveServer) -> None:
+                for i in range(30):
+                    await create(client, server, content=f"burst {i}", momentum=(i % 10) / 10)
+
+            await asyncio.gather(
+                *(write(client, a if index < 5 else b) for index, client in enumerate(writers))
+            )
+            final = (await readers[0].get("/graph/api/stats/")).json()
+            # Each client reads until it holds the final state; a lost trailing
+            # update would leave it waiting (and the test failing on time-out).
+            last = await asyncio.gather(*(events.current(final) for events in opened))
+    finally:
+        for client in writers + readers:
+            await client.aclose()
+    assert {event["nodes"] for event in last} == {final["nodes"]}
+    assert all(event["tiers"] == final["tiers"] for event in last)
