@@ -169,6 +169,17 @@ async def post_json(
     )
 
 
+async def create_node(
+    client: httpx.AsyncClient, server: LiveServer, **fields: Any
+) -> dict[str, Any]:
+    """Create a node through the JSON API (a FACT at 0.9 unless told otherwise)."""
+    payload = {"content": "a fact", "node_type": "FACT", "momentum": 0.9, **fields}
+    answer = await post_json(client, server, "/graph/api/nodes/", payload)
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
 class EventStream:
     """An open SSE connection whose events a background task collects."""
 

@@ -10,20 +10,21 @@ import httpx
 import pytest
 import redis.asyncio
 
-from tests.live import LiveServer, csrf_headers, logged_in, login, post_json, stream
+from tests.live import (
+    LiveServer,
+    create_node,
+    csrf_headers,
+    logged_in,
+    login,
+    post_json,
+    stream,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def node(content: str = "a fact", node_type: str = "FACT", momentum: float = 0.9) -> dict[str, Any]:
     return {"content": content, "node_type": node_type, "momentum": momentum}
-
-
-async def create(client: httpx.AsyncClient, server: LiveServer, **fields: Any) -> dict[str, Any]:
-    answer = await post_json(client, server, "/graph/api/nodes/", node(**fields))
-    assert answer.status_code == 201, answer.text
-    created: dict[str, Any] = answer.json()
-    return created
 
 
 async def admin_change_node(
@@ -115,7 +116,7 @@ async def test_api_create_publishes_an_event_with_the_new_counts(
 ) -> None:
     async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
         before = await events.current()
-        await create(editor, live_server_default, node_type="DREAM", momentum=0.5)
+        await create_node(editor, live_server_default, node_type="DREAM", momentum=0.5)
         after = await events.next_stats()
     assert after["nodes"] == before["nodes"] + 1
     assert after["types"]["DREAM"] == before["types"]["DREAM"] + 1
@@ -128,7 +129,7 @@ async def test_tier_change_with_the_same_node_count_still_publishes(
     live_server_default: LiveServer,
 ) -> None:
     async with logged_in(live_server_default, "admin") as admin:
-        created = await create(admin, live_server_default, momentum=0.95)
+        created = await create_node(admin, live_server_default, momentum=0.95)
         async with stream(admin) as events:
             before = await events.current()
             await admin_change_node(admin, live_server_default, created["id"], momentum=0.1)
@@ -145,7 +146,7 @@ async def test_rolled_back_batch_publishes_nothing(live_server_default: LiveServ
         answer = await post_json(editor, live_server_default, "/graph/api/nodes/", bad_batch)
         assert answer.status_code == 400
         assert "momentum" in answer.json()["errors"]["3"]
-        await create(editor, live_server_default, content="after the rollback")
+        await create_node(editor, live_server_default, content="after the rollback")
         # The next event is the single creation's: the three saved-then-rolled-back
         # nodes were never published, and no event came for them.
         after = await events.next_stats()
@@ -161,7 +162,7 @@ async def test_transaction_of_100_saves_publishes_once_with_the_final_state(
         answer = await post_json(editor, live_server_default, "/graph/api/nodes/", batch)
         assert answer.status_code == 201, answer.text
         batch_event = await events.next_stats()
-        await create(editor, live_server_default, content="marker", node_type="ENTITY")
+        await create_node(editor, live_server_default, content="marker", node_type="ENTITY")
         marker_event = await events.next_stats()
     assert batch_event["nodes"] == before["nodes"] + 100
     assert batch_event["types"]["CODE"] == before["types"]["CODE"] + 100
@@ -171,8 +172,8 @@ async def test_transaction_of_100_saves_publishes_once_with_the_final_state(
 
 async def test_edges_and_deletes_through_the_admin_publish(live_server_default: LiveServer) -> None:
     async with logged_in(live_server_default, "admin") as admin:
-        a = await create(admin, live_server_default, content="source")
-        b = await create(admin, live_server_default, content="target")
+        a = await create_node(admin, live_server_default, content="source")
+        b = await create_node(admin, live_server_default, content="target")
         async with stream(admin) as events:
             before = await events.current()
             answer = await admin.post(
@@ -220,8 +221,8 @@ async def admin_action(
 
 async def test_admin_actions_publish(live_server_default: LiveServer) -> None:
     async with logged_in(live_server_default, "admin") as admin:
-        x = await create(admin, live_server_default, content="to activate", momentum=0.2)
-        y = await create(admin, live_server_default, content="to prune", momentum=0.1)
+        x = await create_node(admin, live_server_default, content="to activate", momentum=0.2)
+        y = await create_node(admin, live_server_default, content="to prune", momentum=0.1)
         async with stream(admin) as events:
             before = await events.current()
             await admin_action(admin, live_server_default, "activate_nodes", [x["id"]])
@@ -304,7 +305,7 @@ async def test_failing_channel_layer_leaves_saves_working(make_server: Any) -> N
     server = make_server(channel_backend="tests.layers.SendFailingChannelLayer")
     async with logged_in(server, "editor") as editor:
         for i in range(3):
-            await create(editor, server, content=f"saved despite the broker {i}")
+            await create_node(editor, server, content=f"saved despite the broker {i}")
             await asyncio.sleep(0.15)  # let each save be published on its own
         listed = (await editor.get("/graph/api/nodes/?limit=100")).json()["nodes"]
     assert sum(n["content"].startswith("saved despite the broker") for n in listed) == 3

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -15,16 +14,10 @@ import redis
 
 from tests import services
 from tests.conftest import Servers
-from tests.live import LiveServer, logged_in, login, post_json, stream
+from tests.live import LiveServer, create_node, logged_in, login, stream
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-async def create(client: httpx.AsyncClient, server: LiveServer, **fields: Any) -> None:
-    payload = {"content": "scale-out", "node_type": "CONCEPT", **fields}
-    answer = await post_json(client, server, "/graph/api/nodes/", payload)
-    assert answer.status_code == 201, answer.text
 
 
 async def test_a_save_on_one_process_reaches_the_streams_of_both(servers: Servers) -> None:
@@ -37,7 +30,7 @@ async def test_a_save_on_one_process_reaches_the_streams_of_both(servers: Server
     ):
         before = await events_b.current()
         await events_a.current()
-        await create(on_a, a)
+        await create_node(on_a, a)
         seen_b, seen_a = await events_b.next_stats(), await events_a.next_stats()
     assert seen_b["nodes"] == seen_a["nodes"] == before["nodes"] + 1
     assert seen_b["version"] == seen_a["version"], "the same publication on both"
@@ -109,7 +102,7 @@ async def test_one_update_costs_the_broker_one_delivery_per_process(
             counter = redis.Redis.from_url(broker.url)
             calls_before = command_calls(counter)
             async with logged_in(a, "editor") as editor:
-                await create(editor, a)
+                await create_node(editor, a)
             received = await asyncio.gather(*(events.next_stats() for events in opened))
             calls_after = command_calls(counter)
         finally:
@@ -158,13 +151,13 @@ async def test_redis_outage_keeps_saves_working_and_updates_resume(
             nodes = (await editor.get("/graph/api/stats/")).json()["nodes"]
             broker.stop()
             for _ in range(3):
-                await create(editor, server, content="while Redis is down")
+                await create_node(editor, server, content="while Redis is down")
                 await asyncio.sleep(0.15)
             nodes += 3
             assert (await editor.get("/graph/api/stats/")).json()["nodes"] == nodes
             broker.start()
             back = time.monotonic()
-            await create(editor, server, content="after Redis is back")
+            await create_node(editor, server, content="after Redis is back")
             arrived = await read_until(server, editor, nodes + 1, back + 5.0)
     finally:
         broker.stop()
@@ -179,7 +172,7 @@ async def test_a_stream_outlives_the_layers_group_expiry(servers: Servers) -> No
     async with logged_in(server, "editor") as editor, stream(editor) as events:
         before = await events.current()
         await asyncio.sleep(5)  # past two expiries: membership must have been renewed
-        await create(editor, server)
+        await create_node(editor, server)
         after = await events.next_stats()
     assert after["nodes"] == before["nodes"] + 1
 
@@ -194,7 +187,7 @@ async def test_after_a_burst_every_client_ends_on_the_final_state(servers: Serve
 
             async def write(client: httpx.AsyncClient, server: LiveServer) -> None:
                 for i in range(30):
-                    await create(client, server, content=f"burst {i}", momentum=(i % 10) / 10)
+                    await create_node(client, server, content=f"burst {i}", momentum=(i % 10) / 10)
 
             await asyncio.gather(
                 *(write(client, a if index < 5 else b) for index, client in enumerate(writers))
