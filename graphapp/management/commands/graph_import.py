@@ -1,0 +1,32 @@
+"""Add a CodeDreamer JSON graph file to the graph, all or nothing, publishing once."""
+
+import json
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from graphapp.interchange import ImportFileError, import_graph
+from graphapp.management.commands._publishing import publish_once
+
+
+class Command(BaseCommand):
+    help = "Import nodes and edges from a CodeDreamer JSON file (new ids; nothing on error)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("file", type=Path, help="the JSON file")
+
+    def handle(self, *args: Any, file: Path, **options: Any) -> None:
+        try:
+            document = json.loads(file.read_bytes())
+        except OSError as exc:
+            raise CommandError(f"Cannot read {file}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise CommandError(f"{file} is not JSON: {exc}") from exc
+        try:
+            nodes, edges = import_graph(document)
+        except ImportFileError as exc:
+            raise CommandError(f"{file}: {exc}; nothing was imported.") from exc
+        publish_once(self.stdout, self)
+        self.stdout.write(self.style.SUCCESS(f"Imported {nodes} nodes and {edges} edges."))
