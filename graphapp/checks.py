@@ -9,8 +9,7 @@ from django.core.checks import CheckMessage, Warning
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from graphapp.conf import get_config
-
-IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+from graphapp.publish import IN_MEMORY_LAYER
 
 
 def unreachable_reason() -> str:

@@ -24,6 +24,16 @@ JSON_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", dict: "a
 MAX_BATCH = 1000
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 class PayloadError(ValueError):
     """The request body is not the JSON the API expects."""
 
@@ -40,6 +50,9 @@ def parse_json(body: bytes) -> Any:
     """Strict JSON: no NaN or Infinity literals; raises PayloadError."""
     try:
         return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        errors_: FieldErrors = {NON_FIELD_ERRORS: ["Malformed JSON: nested too deeply."]}
+        raise PayloadError(errors_) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         errors: FieldErrors = {NON_FIELD_ERRORS: [f"Malformed JSON: {exc}"]}
         raise PayloadError(errors) from exc
@@ -80,6 +93,9 @@ class NodeForm(NodeModelForm):
     def clean_metadata(self) -> dict[str, Any]:
         # The form field turns an empty object into None; the column wants {}.
         value: dict[str, Any] | None = self.cleaned_data["metadata"]
+        # PostgreSQL's jsonb refuses NUL characters anywhere in a document.
+        if value is not None and _has_nul(value):
+            raise forms.ValidationError("Null characters are not allowed.")
         return {} if value is None else value
 
 

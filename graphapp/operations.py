@@ -18,6 +18,9 @@ from django.utils import timezone
 from graphapp.models import ACTIVATION_BOOST, DECAY_PER_HOUR, MOMENTUM_FLOOR, Edge, Node
 from graphapp.signals import publish_on_commit
 
+# Ids per DELETE: well under SQLite's 32,766 bound variables.
+PRUNE_CHUNK = 5000
+
 
 class HoursBetween(Func):
     """Hours from datetime ``start`` to datetime ``end`` (negative if ``end`` is earlier)."""
@@ -123,12 +126,23 @@ def prune(nodes: QuerySet[Node]) -> int:
     ``QuerySet.delete()`` would load every row and send a signal per row.
     """
     using = nodes.db
-    doomed = Node.objects.using(using).filter(pk__in=nodes.order_by().values("pk"))
+    count = 0
     with transaction.atomic(using=using):
-        ids = doomed.values("pk")
-        Edge.objects.using(using).filter(Q(source__in=ids) | Q(target__in=ids))._raw_delete(using)
-        # None when Django proves the selection empty and runs no query.
-        count = doomed._raw_delete(using) or 0
+        # Fix the set once and lock it: a node activated (or decayed, or given an
+        # edge) by another transaction meanwhile must not lose only its edges, or
+        # be deleted with an edge left pointing at it.
+        ids = list(
+            Node.objects.using(using)
+            .filter(pk__in=nodes.order_by().values("pk"))
+            .select_for_update()
+            .values_list("pk", flat=True)
+        )
+        for start in range(0, len(ids), PRUNE_CHUNK):
+            chunk = ids[start : start + PRUNE_CHUNK]
+            edges = Edge.objects.using(using).filter(Q(source__in=chunk) | Q(target__in=chunk))
+            edges._raw_delete(using)
+            # None when Django proves the selection empty and runs no query.
+            count += Node.objects.using(using).filter(pk__in=chunk)._raw_delete(using) or 0
         publish_on_commit(using)
     return count
 

@@ -42,5 +42,10 @@ async def check_permission(user: User, name: CheckName) -> bool:
     """Run the configured check ``name`` for ``user``."""
     check: PermissionCheck = import_string(get_config()[name])
     if inspect.iscoroutinefunction(check):
-        return bool(await check(user))
-    return bool(await sync_to_async(check)(user))
+        result = await check(user)
+    else:
+        result = await sync_to_async(check)(user)
+    if inspect.isawaitable(result):  # a plain function that returned a coroutine
+        result = await result
+    # Only a real True lets anyone in: a truthy object is a bug, not a yes.
+    return result is True

@@ -28,6 +28,7 @@ import time
 from typing import Any, cast
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections
 from django.dispatch import Signal
 
@@ -37,6 +38,8 @@ from graphapp.types import ChannelLayer, Snapshot, StatsMessage
 from graphapp.watch import DataVersionWatch
 
 logger = logging.getLogger(__name__)
+
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 
 #: Sent in the publisher's thread after each snapshot is computed, with
 #: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
@@ -114,10 +117,13 @@ class Publisher:
 
     def snapshot(self) -> Snapshot:
         """Compute a fresh, versioned snapshot (queries the database)."""
+        # Versioned before reading: a later version has read later data, so a
+        # slow computation can never overwrite a newer one at the hubs.
+        version = self.next_version()
+        at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
         stats = compute_stats()
         self.snapshots += 1
-        at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-        return {"type": "update", **stats, "version": self.next_version(), "at": at}
+        return {"type": "update", **stats, "version": version, "at": at}
 
     @property
     def layer_failing(self) -> bool:
@@ -149,7 +155,7 @@ class Publisher:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         interval = get_config()["WATCH_INTERVAL"]
-        watch = DataVersionWatch.for_database(DEFAULT_DB_ALIAS) if interval else None
+        watch = _watch() if interval else None
         try:
             while True:
                 woken = self._wake.wait(interval if watch else None)
@@ -160,10 +166,13 @@ class Publisher:
                 with self._cond:
                     target = self._requested
                 started = time.monotonic()
-                if watch is not None:
-                    watch.mark()
+                seen = watch.current() if watch is not None else None
                 try:
-                    self._publish(loop)
+                    if self._publish(loop) and watch is not None and seen is not None:
+                        watch.accept(seen)
+                except Exception:
+                    # Unexpected: log it and keep serving; the thread must not die.
+                    logger.exception("graphapp: publication failed")
                 finally:
                     with self._cond:
                         self._completed = max(self._completed, target)
@@ -176,7 +185,8 @@ class Publisher:
             if watch is not None:
                 watch.close()
 
-    def _publish(self, own_loop: asyncio.AbstractEventLoop) -> None:
+    def _publish(self, own_loop: asyncio.AbstractEventLoop) -> bool:
+        """Compute and send once; False when the statistics could not be computed."""
         close_old_connections()
         try:
             snapshot = self.snapshot()
@@ -186,7 +196,7 @@ class Publisher:
                 type(exc).__name__,
                 exc,
             )
-            return
+            return False
         finally:
             close_old_connections()
         message: StatsMessage = {
@@ -198,7 +208,17 @@ class Publisher:
         self._send(own_loop, cast(dict[str, Any], message))
         self.published += 1
         self.last_published = datetime.datetime.now(datetime.UTC)
-        graph_stats_published.send(sender=type(self), snapshot=snapshot)
+        for receiver, error in graph_stats_published.send_robust(
+            sender=type(self), snapshot=snapshot
+        ):
+            if isinstance(error, Exception):
+                logger.error(
+                    "graphapp: graph_stats_published receiver %r failed: %s: %s",
+                    receiver,
+                    type(error).__name__,
+                    error,
+                )
+        return True
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         layer = channel_layer()
@@ -234,6 +254,16 @@ class Publisher:
         self._layer_failing = True
 
 
+def _watch() -> DataVersionWatch | None:
+    # Only where nothing else carries other processes' changes: with a shared
+    # layer (Redis) they publish themselves, and watching would recompute each.
+    alias = get_config()["CHANNEL_LAYER"]
+    backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND")
+    if backend != IN_MEMORY_LAYER:
+        return None
+    return DataVersionWatch.for_database(DEFAULT_DB_ALIAS)
+
+
 #: The publisher of this process.
 publisher = Publisher()
 
@@ -244,6 +274,16 @@ def request_publish() -> None:
 
 
 def publish_now(timeout: float | None = 10.0) -> bool:
-    """Publish and wait until it is done: for scripts and commands after bulk work."""
+    """Publish and wait until it is done: for scripts and commands after bulk work.
+
+    Not from a running event loop: waiting there would block the loop that the
+    publication may need (use :func:`request_publish`).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("publish_now() would block the running event loop")
     publisher.request()
     return publisher.flush(timeout)

@@ -35,7 +35,8 @@ def publish_on_commit(using: str | None = None) -> None:
     hooks = connection.run_on_commit
     if _pending.get(connection) is hooks:
         return
-    transaction.on_commit(request_publish, using=connection.alias)
+    # robust: nothing here may fail a save that has committed.
+    transaction.on_commit(request_publish, using=connection.alias, robust=True)
     _pending[connection] = hooks
 
 

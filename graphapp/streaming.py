@@ -123,14 +123,19 @@ class Hub:
         """Join the group if needed, then return a subscriber holding the latest snapshot."""
         subscriber = Subscriber()
         self.subscribers.add(subscriber)
-        if self._reader is None:
-            self._start()
-        assert self._joined is not None
-        await asyncio.shield(self._joined)
-        if self.latest is None:
-            if self._loading is None or self._loading.done():
-                self._loading = asyncio.create_task(self._load())
-            await asyncio.shield(self._loading)
+        try:
+            if self._reader is None:
+                self._start()
+            assert self._joined is not None
+            await asyncio.shield(self._joined)
+            if self.latest is None:
+                if self._loading is None or self._loading.done():
+                    self._loading = asyncio.create_task(self._load())
+                await asyncio.shield(self._loading)
+        except BaseException:
+            # Cancelled (the client left) or failed while waiting: leave nothing.
+            self.unsubscribe(subscriber)
+            raise
         if self.latest is not None:
             subscriber.offer(self.latest)
         return subscriber
@@ -192,8 +197,9 @@ class Hub:
         try:
             if layer is None:
                 raise LookupError(f"no channel layer {get_config()['CHANNEL_LAYER']!r}")
-            channel = await layer.new_channel()
-            await layer.group_add(group, channel)
+            async with asyncio.timeout(get_config()["SEND_TIMEOUT"]):
+                channel = await layer.new_channel()
+                await layer.group_add(group, channel)
             joined.set_result(None)
             rejoin = asyncio.create_task(self._rejoin(layer, group, channel))
             try:

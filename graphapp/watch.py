@@ -50,13 +50,22 @@ class DataVersionWatch:
         row = self._connection.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
-    def mark(self) -> None:
-        """Note the current version: what a computation about to start will include."""
-        self._seen = self._read()
+    def current(self) -> int | None:
+        """The version now (what a computation about to start will include)."""
+        try:
+            return self._read()
+        except sqlite3.Error as exc:
+            logger.warning("graphapp: data_version unreadable: %s: %s", type(exc).__name__, exc)
+            return None
+
+    def accept(self, version: int) -> None:
+        """A computation that started at ``version`` was published."""
+        self._seen = version
 
     def changed(self) -> bool:
-        """True when someone committed since the last mark."""
-        return self._read() != self._seen
+        """True when someone committed since the last accepted version."""
+        current = self.current()
+        return current is not None and current != self._seen
 
     def close(self) -> None:
         self._connection.close()

@@ -21,3 +21,10 @@ class SubscribeFailingChannelLayer(InMemoryChannelLayer):
 
     async def group_add(self, group: str, channel: str) -> None:
         raise LayerDownError("broker unreachable (test layer)")
+
+
+def wrapped_view_check(user: Any) -> Any:
+    """A plain permission check that returns the async default's coroutine."""
+    from graphapp.permissions import can_view_graph
+
+    return can_view_graph(user)

@@ -547,3 +547,28 @@ async def test_nodes_create_rejects_bad_input_with_field_errors_and_saves_nothin
     assert errors[field]
     assert all(isinstance(message, str) and message for message in errors[field])
     assert await node_count(editor) == before
+
+
+async def test_deeply_nested_json_and_nul_in_metadata_are_400s(
+    live_server_default: LiveServer,
+) -> None:
+    async with logged_in(live_server_default, "editor") as editor:
+        before = (await editor.get("/graph/api/stats/")).json()["nodes"]
+        nested = await editor.post(
+            "/graph/api/nodes/",
+            content=b"[" * 100_000,
+            headers={
+                **csrf_headers(editor, live_server_default),
+                "Content-Type": "application/json",
+            },
+        )
+        assert nested.status_code == 400
+        nul = await post_json(
+            editor,
+            live_server_default,
+            "/graph/api/nodes/",
+            {"content": "x", "node_type": "FACT", "metadata": {"k": "a\x00b"}},
+        )
+        assert nul.status_code == 400
+        assert "metadata" in nul.json()["errors"]
+        assert (await editor.get("/graph/api/stats/")).json()["nodes"] == before

@@ -348,3 +348,13 @@ async def test_changes_by_other_processes_reach_streams_on_sqlite(make_server: A
     assert from_shell["nodes"] == before["nodes"] + 1
     assert from_shell["types"]["ENTITY"] == before["types"]["ENTITY"] + 1
     assert from_cron["tiers"] == {"HOT": 0, "WARM": 0, "COLD": before["nodes"] + 1}
+
+
+async def test_a_permission_check_returning_a_coroutine_is_awaited(make_server: Any) -> None:
+    # A plain function that returns the async default's coroutine must not let
+    # everyone in because a coroutine object is truthy.
+    server = make_server(graphapp={"VIEW_PERMISSION_CHECK": "tests.layers.wrapped_view_check"})
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        assert (await anonymous.get("/graph/api/stats/")).status_code == 403
+    async with logged_in(server, "viewer") as viewer:
+        assert (await viewer.get("/graph/api/stats/")).status_code == 200

@@ -174,3 +174,23 @@ async def test_hub_receives_what_a_save_publishes() -> None:
     finally:
         hub.unsubscribe(subscriber)
     assert not hub.subscribed
+
+
+def test_a_failing_receiver_does_not_stop_the_publisher(
+    published: list[dict[str, Any]], publish_log: pytest.LogCaptureFixture
+) -> None:
+    def broken(**kwargs: object) -> None:
+        raise ValueError("receiver bug")
+
+    graph_stats_published.connect(broken)
+    try:
+        fact("first")
+        assert publisher.flush(10)
+    finally:
+        graph_stats_published.disconnect(broken)
+    fact("second")
+    assert publisher.flush(10)
+    assert [snapshot["nodes"] for snapshot in published] == [1, 2]
+    assert any(
+        "receiver" in r.getMessage() and "ValueError" in r.getMessage() for r in publish_log.records
+    )

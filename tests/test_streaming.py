@@ -5,8 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from django.db import DatabaseError
 
-from graphapp.streaming import HEARTBEAT_FRAME, StreamClosed, Subscriber, sse_frame, stats_frame
+from graphapp.streaming import (
+    HEARTBEAT_FRAME,
+    Hub,
+    StreamClosed,
+    Subscriber,
+    sse_frame,
+    stats_frame,
+)
 
 
 def test_sse_frame_writes_retry_id_event_then_data() -> None:
@@ -122,3 +130,37 @@ async def test_subscriber_stays_closed_on_every_later_next() -> None:
     # A closed mailbox must not turn back into an idle one that sends heartbeats.
     with pytest.raises(StreamClosed):
         await subscriber.next(0.01)
+
+
+class SlowLoadHub(Hub):
+    """A hub whose first snapshot takes long (a slow database), or fails."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, error: Exception | None = None) -> None:
+        super().__init__(loop)
+        self.started = asyncio.Event()
+        self.error = error
+
+    async def _load(self) -> None:
+        self.started.set()
+        if self.error is not None:
+            raise self.error
+        await asyncio.sleep(30)
+
+
+async def test_hub_forgets_a_subscriber_whose_client_left_during_the_first_load() -> None:
+    hub = SlowLoadHub(asyncio.get_running_loop())
+    waiting = asyncio.create_task(hub.subscribe())
+    await asyncio.wait_for(hub.started.wait(), 5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert hub.subscribers == set()
+    assert not hub.subscribed
+
+
+async def test_hub_forgets_a_subscriber_whose_first_load_failed() -> None:
+    hub = SlowLoadHub(asyncio.get_running_loop(), error=DatabaseError("database down"))
+    with pytest.raises(DatabaseError):
+        await hub.subscribe()
+    assert hub.subscribers == set()
+    assert not hub.subscribed
