@@ -11,7 +11,8 @@ class GraphappConfig(AppConfig):
         from django.core import checks
 
         from graphapp import signals
-        from graphapp.checks import check_cross_process_updates
+        from graphapp.checks import check_cross_process_updates, check_deployment
 
         signals.connect()
+        checks.register(check_deployment)
         checks.register(check_cross_process_updates)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Warning
+from django.core.checks import CheckMessage, Error, Warning
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from graphapp.conf import get_config
+from graphapp.exceptions import GraphappConfigError
 from graphapp.publish import IN_MEMORY_LAYER
 
 
@@ -34,7 +35,10 @@ def unreachable_reason() -> str:
 
 
 def check_cross_process_updates(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    reason = unreachable_reason()
+    try:
+        reason = unreachable_reason()
+    except GraphappConfigError:
+        return []  # check_deployment reports it
     if not reason:
         return []
     return [
@@ -45,3 +49,56 @@ def check_cross_process_updates(app_configs: Any = None, **kwargs: Any) -> list[
             id="graphapp.W001",
         )
     ]
+
+
+BUFFERING_MIDDLEWARE = {
+    "django.middleware.gzip.GZipMiddleware": "compresses the stream chunk by chunk and "
+    "never flushes, so events stall",
+}
+
+
+def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What stops the stream from working at all: no ASGI, no layer, buffering."""
+    messages: list[CheckMessage] = []
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        messages.append(
+            Error(
+                "ASGI_APPLICATION is not set: the event stream needs an ASGI server.",
+                hint="Set ASGI_APPLICATION = 'yourproject.asgi.application' and serve it with "
+                "daphne or uvicorn.",
+                id="graphapp.E001",
+            )
+        )
+    try:
+        alias = get_config()["CHANNEL_LAYER"]
+    except GraphappConfigError as exc:
+        messages.append(Error(str(exc), hint="See graphapp.conf.DEFAULTS.", id="graphapp.E002"))
+        return messages
+    if alias not in getattr(settings, "CHANNEL_LAYERS", {}):
+        messages.append(
+            Error(
+                f"CHANNEL_LAYERS has no {alias!r} layer: nothing is published.",
+                hint="Add channels.layers.InMemoryChannelLayer (one process) or "
+                "channels_redis.core.RedisChannelLayer (several).",
+                id="graphapp.E003",
+            )
+        )
+    if "daphne" not in settings.INSTALLED_APPS:
+        messages.append(
+            Warning(
+                "'daphne' is not in INSTALLED_APPS: runserver serves WSGI, where the stream "
+                "holds a worker thread per client.",
+                hint="Put 'daphne' first in INSTALLED_APPS, or serve with an ASGI server.",
+                id="graphapp.W002",
+            )
+        )
+    for path in settings.MIDDLEWARE:
+        if path in BUFFERING_MIDDLEWARE:
+            messages.append(
+                Warning(
+                    f"{path} {BUFFERING_MIDDLEWARE[path]}.",
+                    hint="Remove it, or compress in the web server and exclude text/event-stream.",
+                    id="graphapp.W003",
+                )
+            )
+    return messages

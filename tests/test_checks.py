@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from graphapp.checks import check_cross_process_updates
+from graphapp.checks import check_cross_process_updates, check_deployment
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 REDIS = {
@@ -54,3 +55,42 @@ def test_commands_say_when_their_changes_reach_no_server() -> None:
     ):
         call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=quiet)
     assert quiet.getvalue() == ""
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [message.id for message in messages]
+
+
+def test_deployment_check_is_silent_for_graphsite() -> None:
+    assert check_deployment() == []
+
+
+def test_deployment_check_wants_an_asgi_application() -> None:
+    with override_settings(ASGI_APPLICATION=None):
+        (error,) = check_deployment()
+    assert error.id == "graphapp.E001"
+    assert "ASGI_APPLICATION" in error.msg
+
+
+def test_deployment_check_wants_the_configured_channel_layer() -> None:
+    with override_settings(CHANNEL_LAYERS={}):
+        assert ids(check_deployment()) == ["graphapp.E003"]
+    with override_settings(GRAPHAPP={"CHANNEL_LAYER": "elsewhere"}):
+        (error,) = check_deployment()
+    assert "'elsewhere'" in error.msg
+
+
+def test_deployment_check_reports_a_bad_graphapp_setting_instead_of_crashing() -> None:
+    with override_settings(GRAPHAPP={"HEARTBEAT": -1}):
+        (error,) = check_deployment()
+        assert check_cross_process_updates() == []
+    assert error.id == "graphapp.E002"
+    assert "HEARTBEAT" in error.msg
+
+
+def test_deployment_check_warns_without_daphne_and_with_gzip(settings: Any) -> None:
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "daphne"]
+    settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
+    messages = check_deployment()
+    assert ids(messages) == ["graphapp.W002", "graphapp.W003"]
+    assert "GZipMiddleware" in messages[1].msg
