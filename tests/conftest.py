@@ -37,6 +37,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture
+def published() -> Iterator[list[dict[str, Any]]]:
+    """Snapshots this process publishes during the test (after earlier ones are done)."""
+    from graphapp.publish import graph_stats_published, publisher
+
+    assert publisher.flush(10), "an earlier publication did not finish"
+    snapshots: list[dict[str, Any]] = []
+
+    def receive(snapshot: dict[str, Any], **kwargs: object) -> None:
+        snapshots.append(snapshot)
+
+    graph_stats_published.connect(receive)
+    yield snapshots
+    graph_stats_published.disconnect(receive)
+
+
 class Servers:
     """Starts test servers: on the embedded default, or on PostgreSQL and Redis
     (a scratch database and a Redis key prefix of their own) in the services run."""

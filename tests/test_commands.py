@@ -10,7 +10,6 @@ database through its own connection: these tests commit for real
 import datetime
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -18,28 +17,12 @@ from django.db.models import F
 from django.db.models.signals import post_delete
 
 from graphapp.models import Edge, Node, NodeType
-from graphapp.publish import graph_stats_published, publisher
+from graphapp.publish import publisher
 from graphapp.stats import compute_stats
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.UTC)
-
-
-@pytest.fixture
-def published() -> Iterator[list[dict]]:
-    """The snapshots published while the test runs (after earlier requests are done)."""
-    assert publisher.flush(10.0), "an earlier publication did not finish"
-    snapshots: list[dict] = []
-
-    def record(sender: object, snapshot: dict, **kwargs: object) -> None:
-        snapshots.append(snapshot)
-
-    graph_stats_published.connect(record)
-    try:
-        yield snapshots
-    finally:
-        graph_stats_published.disconnect(record)
 
 
 def run(*args: str) -> str:

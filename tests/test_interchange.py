@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from graphapp.models import Edge, Node
-from graphapp.publish import graph_stats_published, publisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,19 +42,6 @@ def codedreamer_file(nodes: int = 3) -> dict[str, Any]:
         ],
         "node_counter": nodes,
     }
-
-
-@pytest.fixture
-def published() -> Iterator[list[dict[str, Any]]]:
-    assert publisher.flush(10)
-    seen: list[dict[str, Any]] = []
-
-    def receive(snapshot: dict[str, Any], **kwargs: object) -> None:
-        seen.append(snapshot)
-
-    graph_stats_published.connect(receive)
-    yield seen
-    graph_stats_published.disconnect(receive)
 
 
 def write(tmp_path: Path, document: Any, name: str = "graph.json") -> Path:

@@ -6,7 +6,6 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,20 +21,6 @@ from graphapp.streaming import get_hub
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FAILING_LAYER = {"default": {"BACKEND": "tests.layers.SendFailingChannelLayer"}}
-
-
-@pytest.fixture
-def published() -> Iterator[list[dict[str, Any]]]:
-    """Snapshots published from now on (after a flush of what came before)."""
-    assert publisher.flush(10)
-    snapshots: list[dict[str, Any]] = []
-
-    def receive(snapshot: dict[str, Any], **kwargs: object) -> None:
-        snapshots.append(snapshot)
-
-    graph_stats_published.connect(receive)
-    yield snapshots
-    graph_stats_published.disconnect(receive)
 
 
 @pytest.fixture

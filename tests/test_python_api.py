@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,19 +13,6 @@ from graphapp.models import Edge, Node
 from graphapp.publish import publisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def published() -> Iterator[list[dict[str, Any]]]:
-    assert publisher.flush(10)
-    snapshots: list[dict[str, Any]] = []
-
-    def receive(snapshot: dict[str, Any], **kwargs: object) -> None:
-        snapshots.append(snapshot)
-
-    api.graph_stats_published.connect(receive)
-    yield snapshots
-    api.graph_stats_published.disconnect(receive)
 
 
 def test_add_node_saves_and_publishes(published: list[dict[str, Any]]) -> None:
