@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest clean
+.PHONY: install run test lint typecheck pytest chromium clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,15 @@ typecheck: install
 # The whole suite twice: on the embedded default (SQLite, in-memory layer), then on
 # PostgreSQL + Redis (TEST_DATABASE_URL, TEST_REDIS_URL; skipped with a message when
 # they cannot be reached, unless GRAPHAPP_REQUIRE_SERVICES=1).
-pytest: install
+# The browser tests drive Debian's chromium (never a downloaded browser); install it
+# when missing and possible, else those tests skip (or fail under GRAPHAPP_REQUIRE_SERVICES).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed and cannot be installed here: browser tests will skip"; fi; }
+
+pytest: install chromium
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 
