@@ -22,6 +22,7 @@ class Config(TypedDict):
     RETRY: int
     SEND_TIMEOUT: float
     WATCH_INTERVAL: float
+    REVALIDATE_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
 
@@ -41,6 +42,9 @@ DEFAULTS: Final[Config] = {
     "RETRY": 3000,
     # Seconds a send to the channel layer may take before it counts as failed.
     "SEND_TIMEOUT": 5.0,
+    # Seconds between checks that a stream's session and permission still hold;
+    # a stream whose user logged out, expired or lost the permission ends.
+    "REVALIDATE_INTERVAL": 60.0,
     # Seconds between looks at SQLite's data_version for commits made by other
     # processes (the shell, commands); 0 turns it off. Unused on other databases.
     "WATCH_INTERVAL": 0.25,
@@ -49,7 +53,7 @@ DEFAULTS: Final[Config] = {
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
 }
 
-_NUMBERS: Final = ("COALESCE_WINDOW", "HEARTBEAT", "SEND_TIMEOUT")
+_NUMBERS: Final = ("COALESCE_WINDOW", "HEARTBEAT", "SEND_TIMEOUT", "REVALIDATE_INTERVAL")
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from asgiref.sync import sync_to_async
@@ -289,20 +289,35 @@ def current_hub() -> Hub | None:
         return None
 
 
-async def event_stream(retry: int, heartbeat: float) -> AsyncIterator[bytes]:
+async def event_stream(
+    retry: int,
+    heartbeat: float,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+    revalidate_every: float = 60.0,
+) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
     Subscribes before the first yield and always unsubscribes: on the client's
     disconnect Django cancels the task and CancelledError passes through here.
+    Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
+    stream when the answer is no (a logged-out or expired session, a revoked
+    permission): the browser reconnects, gets 403 and stops.
     """
     hub = get_hub()
     subscriber: Subscriber | None = None
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + revalidate_every
     try:
         subscriber = await hub.subscribe()
         first = await subscriber.next(0.0) or b""
         yield sse_frame(retry=retry) + first
         while True:
             frame = await subscriber.next(heartbeat)
+            if still_allowed is not None and loop.time() >= next_check:
+                if not await still_allowed():
+                    logger.info("graphapp: stream ended, its user may no longer read it")
+                    return
+                next_check = loop.time() + revalidate_every
             yield HEARTBEAT_FRAME if frame is None else frame
     except StreamClosed:
         # Ending the response makes the browser reconnect after ``retry`` ms.

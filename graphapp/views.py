@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import aget_user
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection, connections, transaction
@@ -40,6 +44,17 @@ def _forbidden() -> JsonResponse:
     return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
 
 
+async def _still_allowed(request: HttpRequest) -> bool:
+    """Read the session and the user again, from the store, and check again."""
+    fresh = HttpRequest()
+    fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
+    try:
+        return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
+    finally:
+        # Like the stream itself, the check must not keep a database connection.
+        await sync_to_async(connections.close_all)()
+
+
 @require_GET
 async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update."""
@@ -51,7 +66,12 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     await sync_to_async(connections.close_all)()
     config = get_config()
     response = StreamingHttpResponse(
-        event_stream(config["RETRY"], config["HEARTBEAT"]),
+        event_stream(
+            config["RETRY"],
+            config["HEARTBEAT"],
+            still_allowed=functools.partial(_still_allowed, request),
+            revalidate_every=config["REVALIDATE_INTERVAL"],
+        ),
         content_type="text/event-stream; charset=utf-8",
     )
     response["Cache-Control"] = "no-cache"

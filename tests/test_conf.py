@@ -20,6 +20,7 @@ def test_get_config_defaults():
         "RETRY": 3000,
         "SEND_TIMEOUT": 5.0,
         "WATCH_INTERVAL": 0.25,
+        "REVALIDATE_INTERVAL": 60.0,
         "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
         "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
     }
@@ -90,6 +91,7 @@ def test_get_config_setting_that_is_not_a_dict():
         ("CHANNEL_LAYER", ""),
         ("VIEW_PERMISSION_CHECK", 42),
         ("WATCH_INTERVAL", -0.5),
+        ("REVALIDATE_INTERVAL", 0),
         ("WATCH_INTERVAL", False),
     ],
 )

@@ -358,3 +358,38 @@ async def test_a_permission_check_returning_a_coroutine_is_awaited(make_server: 
         assert (await anonymous.get("/graph/api/stats/")).status_code == 403
     async with logged_in(server, "viewer") as viewer:
         assert (await viewer.get("/graph/api/stats/")).status_code == 200
+
+
+async def read_until_closed(response: httpx.Response, within: float) -> bytes:
+    """Everything the server sends until it ends the response (or TimeoutError)."""
+    body = b""
+
+    async def drain() -> None:
+        nonlocal body
+        async for chunk in response.aiter_raw():
+            body += chunk
+
+    await asyncio.wait_for(drain(), within)
+    return body
+
+
+async def test_stream_ends_when_its_session_is_logged_out(make_server: Any) -> None:
+    server = make_server(graphapp={"HEARTBEAT": 0.1, "REVALIDATE_INTERVAL": 0.3})
+    async with logged_in(server, "viewer") as viewer, logged_in(server, "viewer") as other:
+        async with (
+            viewer.stream("GET", "/graph/events/") as kept,
+            other.stream("GET", "/graph/events/") as dropped,
+        ):
+            logout = await other.post(
+                "/accounts/logout/",
+                data={"csrfmiddlewaretoken": other.cookies["csrftoken"]},
+                headers=csrf_headers(other, server),
+            )
+            assert logout.status_code in {200, 302}
+            body = await read_until_closed(dropped, within=5.0)
+            assert b"event: stats" in body
+            # The other session still streams after several checks.
+            with pytest.raises(TimeoutError):
+                await read_until_closed(kept, within=1.0)
+        assert (await other.get("/graph/events/")).status_code == 403
+    assert "its user may no longer read it" in server.log()
