@@ -10,15 +10,14 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from graphapp.conf import get_config
 from graphapp.exceptions import GraphappConfigError
-from graphapp.publish import IN_MEMORY_LAYER
+from graphapp.publish import uses_in_memory_layer
 
 
 def unreachable_reason() -> str:
     """Why changes made outside the server process reach no stream, or ""."""
-    config = get_config()
-    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(config["CHANNEL_LAYER"], {})
-    if layer.get("BACKEND") != IN_MEMORY_LAYER:
+    if not uses_in_memory_layer():
         return ""
+    config = get_config()
     engine = connections[DEFAULT_DB_ALIAS].settings_dict.get("ENGINE", "")
     if engine == "django.db.backends.sqlite3" and config["WATCH_INTERVAL"] > 0:
         return ""  # the server watches SQLite's data_version

@@ -51,11 +51,12 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except RecursionError as exc:
-        errors_: FieldErrors = {NON_FIELD_ERRORS: ["Malformed JSON: nested too deeply."]}
-        raise PayloadError(errors_) from exc
+        problem = "nested too deeply"
+        cause: Exception = exc
     except (ValueError, UnicodeDecodeError) as exc:
-        errors: FieldErrors = {NON_FIELD_ERRORS: [f"Malformed JSON: {exc}"]}
-        raise PayloadError(errors) from exc
+        problem, cause = str(exc), exc
+    errors: FieldErrors = {NON_FIELD_ERRORS: [f"Malformed JSON: {problem}."]}
+    raise PayloadError(errors) from cause
 
 
 def json_type_errors(data: object) -> FieldErrors:

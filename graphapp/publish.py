@@ -254,12 +254,17 @@ class Publisher:
         self._layer_failing = True
 
 
+def uses_in_memory_layer() -> bool:
+    """True when graphapp's channel layer is Channels' one-process in-memory layer."""
+    alias = get_config()["CHANNEL_LAYER"]
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {})
+    return bool(layer.get("BACKEND") == IN_MEMORY_LAYER)
+
+
 def _watch() -> DataVersionWatch | None:
     # Only where nothing else carries other processes' changes: with a shared
     # layer (Redis) they publish themselves, and watching would recompute each.
-    alias = get_config()["CHANNEL_LAYER"]
-    backend = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {}).get("BACKEND")
-    if backend != IN_MEMORY_LAYER:
+    if not uses_in_memory_layer():
         return None
     return DataVersionWatch.for_database(DEFAULT_DB_ALIAS)
 

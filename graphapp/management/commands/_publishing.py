@@ -1,6 +1,6 @@
 """What the graph commands share: wait for their one publication before exiting."""
 
-from django.core.management.base import BaseCommand, OutputWrapper
+from django.core.management.base import BaseCommand
 
 from graphapp.checks import unreachable_reason
 from graphapp.publish import publisher
@@ -8,7 +8,7 @@ from graphapp.publish import publisher
 PUBLISH_TIMEOUT = 10.0
 
 
-def publish_once(stdout: OutputWrapper, command: BaseCommand) -> None:
+def wait_for_publication(command: BaseCommand) -> None:
     """Wait until the publication the command's transaction asked for is done.
 
     The bulk operations ask for exactly one on commit; waiting here keeps the
@@ -18,4 +18,6 @@ def publish_once(stdout: OutputWrapper, command: BaseCommand) -> None:
     if reason:
         command.stderr.write(f"graphapp: {reason}")
     if not publisher.flush(PUBLISH_TIMEOUT):
-        stdout.write(command.style.WARNING("The statistics could not be published in time."))
+        command.stdout.write(
+            command.style.WARNING("The statistics could not be published in time.")
+        )

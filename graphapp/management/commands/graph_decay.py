@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from graphapp import operations
-from graphapp.management.commands._publishing import publish_once
+from graphapp.management.commands._publishing import wait_for_publication
 
 
 class Command(BaseCommand):
@@ -27,5 +27,5 @@ class Command(BaseCommand):
         if hours is not None and not 0 <= hours < float("inf"):
             raise CommandError(f"--hours must be a finite number >= 0, not {hours}.")
         count = operations.decay(hours=hours)
-        publish_once(self.stdout, self)
+        wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Decayed {count} nodes."))

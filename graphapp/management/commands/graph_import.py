@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from graphapp.interchange import ImportFileError, import_graph
-from graphapp.management.commands._publishing import publish_once
+from graphapp.management.commands._publishing import wait_for_publication
 
 
 class Command(BaseCommand):
@@ -28,5 +28,5 @@ class Command(BaseCommand):
             nodes, edges = import_graph(document)
         except ImportFileError as exc:
             raise CommandError(f"{file}: {exc}; nothing was imported.") from exc
-        publish_once(self.stdout, self)
+        wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Imported {nodes} nodes and {edges} edges."))

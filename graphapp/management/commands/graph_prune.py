@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from graphapp import operations
-from graphapp.management.commands._publishing import publish_once
+from graphapp.management.commands._publishing import wait_for_publication
 
 
 class Command(BaseCommand):
@@ -21,5 +21,5 @@ class Command(BaseCommand):
         if not 0 < below <= 1:
             raise CommandError(f"--below must be in (0, 1], not {below}.")
         count = operations.prune_below(below)
-        publish_once(self.stdout, self)
+        wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Pruned {count} nodes below {below}."))

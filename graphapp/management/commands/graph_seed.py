@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from graphapp.management.commands._publishing import publish_once
+from graphapp.management.commands._publishing import wait_for_publication
 from graphapp.models import Edge, Node, NodeType
 from graphapp.signals import publish_on_commit
 
@@ -91,7 +91,7 @@ class Command(BaseCommand):
                 batch_size=BATCH,
             )
             publish_on_commit()  # bulk_create sends no post_save
-        publish_once(self.stdout, self)
+        wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Created {nodes} nodes and {edges} edges."))
 
     @staticmethod
