@@ -16,30 +16,19 @@ from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.db.models.signals import post_delete
 
-from graphapp.models import Edge, Node, NodeType
+from graphapp.models import Edge, Node
 from graphapp.publish import publisher
 from graphapp.stats import compute_stats
+from tests.factories import T0
+from tests.factories import node_at as node
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-T0 = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.UTC)
 
 
 def run(*args: str) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
-
-
-def node(momentum: float, at: datetime.datetime = T0) -> Node:
-    return Node.objects.create(
-        content="n",
-        node_type=NodeType.FACT,
-        momentum=momentum,
-        created_at=at,
-        last_accessed=at,
-        decayed_at=at,
-    )
 
 
 def settle(published: list[dict]) -> None:

@@ -12,22 +12,12 @@ from django.db import IntegrityError, transaction
 
 from graphapp import operations
 from graphapp.models import Edge, Node, NodeType
+from tests.factories import T0
+from tests.factories import node_at as node
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
-
-
-def node(momentum: float = 1.0, at: datetime.datetime = T0) -> Node:
-    return Node.objects.create(
-        content="n",
-        node_type=NodeType.FACT,
-        momentum=momentum,
-        created_at=at,
-        last_accessed=at,
-        decayed_at=at,
-    )
 
 
 def fresh(obj: Node) -> Node:
