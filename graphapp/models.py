@@ -111,7 +111,11 @@ RELATION_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
 
 
 class Edge(models.Model):
-    source = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="outgoing")
+    # No index of its own: graphapp_edge_source_weight and the unique pair both
+    # start with source_id.
+    source = models.ForeignKey(
+        Node, on_delete=models.CASCADE, related_name="outgoing", db_index=False
+    )
     target = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="incoming")
     relation = models.CharField(
         max_length=64,
@@ -127,6 +131,11 @@ class Edge(models.Model):
         ordering: ClassVar = ["id"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["source", "target"], name="graphapp_edge_one_per_pair"),
+        ]
+        indexes: ClassVar = [
+            # Covers the statistics' outgoing aggregate (an index-only scan in
+            # source order, see stats.py) and lookups by source.
+            models.Index(fields=["source", "weight"], name="graphapp_edge_source_weight"),
         ]
 
     def __str__(self) -> str:

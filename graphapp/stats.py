@@ -1,8 +1,8 @@
 """The statistics snapshot, computed in the database with a fixed number of queries.
 
-Three queries whatever the graph's size: one aggregate over nodes (total, per
-tier, per type), one edge count, and one aggregate of entanglement over a single
-pass on the edges. No Python loop touches a row.
+Two queries whatever the graph's size: one aggregate over nodes (total, per
+tier, per type), and one over the edges that counts them and sums every node's
+entanglement. No Python loop touches a row.
 """
 
 from __future__ import annotations
@@ -35,13 +35,28 @@ def _node_counts() -> dict[str, int]:
     return Node.objects.order_by().aggregate(**aggregates)
 
 
-# Every edge end once: (node, weight if outgoing else 0, 1 if outgoing else 0),
-# grouped by node. One scan of the edges, whatever their number, in plain SQL
-# that SQLite and PostgreSQL both run (the ORM cannot aggregate over a UNION).
-# Only quoted identifiers are formatted in; the one value is a parameter.
-_ENTANGLEMENT_SQL = """
-SELECT COALESCE(SUM(CASE WHEN x > 1.0 THEN 1.0 ELSE x END), 0.0) FROM (
-    SELECT CAST(COUNT(*) AS DOUBLE PRECISION) / %s
+# Per node: degree in both directions and mean outgoing weight, folded into
+# min(1, degree / (N - 1) * (1 + w)) and summed; the edge count comes with it.
+#
+# PostgreSQL: two aggregates, each grouped in the order of an index it reads
+# alone (an index-only scan of (source_id, weight), one of target_id), joined
+# on the node: no sort, no hash of every edge end.
+_ENTANGLEMENT_SQL_JOIN = """
+SELECT COALESCE(SUM(o.edges), 0),
+       COALESCE(SUM(LEAST(1.0, (COALESCE(o.edges, 0) + COALESCE(i.edges, 0)) / %s
+                               * (1.0 + COALESCE(o.weight / o.edges, 0.0)))), 0.0)
+FROM (SELECT {source} AS n, COUNT(*) AS edges, SUM({weight}) AS weight
+      FROM {edge} GROUP BY {source}) AS o
+FULL JOIN (SELECT {target} AS n, COUNT(*) AS edges FROM {edge} GROUP BY {target}) AS i
+    ON o.n = i.n
+"""
+
+# Elsewhere (SQLite plans that join as a nested loop): every edge end once,
+# (node, weight if outgoing else 0, 1 if outgoing else 0), grouped by node.
+_ENTANGLEMENT_SQL_UNION = """
+SELECT COALESCE(SUM(o), 0),
+       COALESCE(SUM(CASE WHEN x > 1.0 THEN 1.0 ELSE x END), 0.0) FROM (
+    SELECT SUM(o) AS o, CAST(COUNT(*) AS DOUBLE PRECISION) / %s
            * (1.0 + COALESCE(SUM(w) / NULLIF(SUM(o), 0), 0.0)) AS x
     FROM (
         SELECT {source} AS n, {weight} AS w, 1 AS o FROM {edge}
@@ -56,7 +71,8 @@ SELECT COALESCE(SUM(CASE WHEN x > 1.0 THEN 1.0 ELSE x END), 0.0) FROM (
 def _entanglement_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     meta = Edge._meta
-    return _ENTANGLEMENT_SQL.format(
+    sql = _ENTANGLEMENT_SQL_JOIN if connection.vendor == "postgresql" else _ENTANGLEMENT_SQL_UNION
+    return sql.format(
         edge=quote(meta.db_table),
         source=quote(meta.get_field("source").column),
         target=quote(meta.get_field("target").column),
@@ -64,31 +80,32 @@ def _entanglement_sql(connection: BaseDatabaseWrapper) -> str:
     )
 
 
-def entanglement_sum(node_count: int, using: str = DEFAULT_DB_ALIAS) -> float:
-    """Sum over nodes of min(1, degree / (N - 1) * (1 + mean outgoing weight)).
+def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tuple[int, float]:
+    """The number of edges, and the sum over nodes of their entanglement.
 
-    ``degree`` counts a node's edges in both directions; a node with no
+    A node's entanglement is min(1, degree / (N - 1) * (1 + mean outgoing
+    weight)); ``degree`` counts its edges in both directions, a node with no
     outgoing edge has a mean weight of 0, and a node with no edge adds 0.
+    With N <= 1 every node's entanglement is 0.
     """
     if node_count <= 1:
-        return 0.0
+        return Edge.objects.using(using).count(), 0.0
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(_entanglement_sql(connection), [float(node_count - 1)])
         row = cursor.fetchone()
-    return float(row[0]) if row else 0.0
+    return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
 def compute_stats() -> Stats:
-    """Count nodes per tier and type, edges, and the average entanglement."""
+    """Count nodes per tier and type, edges, and the average entanglement (2 queries)."""
     counts = _node_counts()
     nodes = counts["nodes"]
-    edges = Edge.objects.count()
-    average = entanglement_sum(nodes) / nodes if nodes > 1 and edges else 0.0
+    edges, entanglement = edges_and_entanglement(nodes)
     return {
         "nodes": nodes,
         "edges": edges,
-        "avg_entanglement": round(average, 3),
+        "avg_entanglement": round(entanglement / nodes, 3) if nodes > 1 else 0.0,
         "tiers": {tier: counts[f"tier:{tier}"] for tier in Tier.values},
         "types": {kind: counts[f"type:{kind}"] for kind in NodeType.values},
     }
