@@ -25,6 +25,11 @@ class Config(TypedDict):
     REVALIDATE_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
+    MAX_CONNECTIONS: int
+    MAX_CONNECTIONS_PER_USER: int
+    SHUTDOWN_TIMEOUT: float
+    EDGES: bool
+    ENTANGLEMENT: bool
 
 
 DEFAULTS: Final[Config] = {
@@ -51,6 +56,20 @@ DEFAULTS: Final[Config] = {
     # Dotted paths to callables ``(user) -> bool`` (plain or async).
     "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
+    # Open streams per server process; beyond it a new one gets 503 + Retry-After.
+    "MAX_CONNECTIONS": 10_000,
+    # Open streams per user in one process (tabs of one browser share one
+    # stream); beyond it a new one gets 429 + Retry-After.
+    "MAX_CONNECTIONS_PER_USER": 20,
+    # Seconds a process waits, on SIGTERM or SIGINT, for its streams to end
+    # (each is told to reconnect at once) before the server's own shutdown
+    # goes on; 0 leaves the signals to the server alone.
+    "SHUTDOWN_TIMEOUT": 3.0,
+    # Whether snapshots count edges, and whether they compute the average
+    # entanglement (one pass over the edges per node; at a million nodes the
+    # costliest part of a snapshot). Off, the field is null.
+    "EDGES": True,
+    "ENTANGLEMENT": True,
 }
 
 _NUMBERS: Final = ("COALESCE_WINDOW", "HEARTBEAT", "SEND_TIMEOUT", "REVALIDATE_INTERVAL")
@@ -70,6 +89,22 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
+    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
+    shutdown = merged["SHUTDOWN_TIMEOUT"]
+    if isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0:
+        raise GraphappConfigError(
+            "SHUTDOWN_TIMEOUT", f"must be a number of seconds >= 0, not {shutdown!r}"
+        )
+    for key in ("EDGES", "ENTANGLEMENT"):
+        if not isinstance(merged[key], bool):
+            raise GraphappConfigError(key, f"must be True or False, not {merged[key]!r}")
+    if merged["ENTANGLEMENT"] and not merged["EDGES"]:
+        raise GraphappConfigError(
+            "ENTANGLEMENT", "needs the edges: set it to False too when EDGES is False"
+        )
     for key in _STRINGS:
         if not isinstance(merged[key], str) or not merged[key]:
             raise GraphappConfigError(key, f"must be a non-empty string, not {merged[key]!r}")

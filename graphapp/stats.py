@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Q
 
+from graphapp.conf import get_config
 from graphapp.models import Edge, Node, NodeType, Tier, tier_q
 
 
@@ -20,8 +21,8 @@ class Stats(TypedDict):
     """The statistics of a snapshot, before it gets its version and time."""
 
     nodes: int
-    edges: int
-    avg_entanglement: float
+    edges: int | None  # None when GRAPHAPP["EDGES"] is off
+    avg_entanglement: float | None  # None when GRAPHAPP["ENTANGLEMENT"] is off
     tiers: dict[str, int]
     types: dict[str, int]
 
@@ -98,14 +99,25 @@ def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tu
 
 
 def compute_stats() -> Stats:
-    """Count nodes per tier and type, edges, and the average entanglement (2 queries)."""
+    """Count nodes per tier and type, edges, and the average entanglement (2 queries).
+
+    ``GRAPHAPP["ENTANGLEMENT"] = False`` replaces the second query by a plain
+    edge count, and ``GRAPHAPP["EDGES"] = False`` drops it.
+    """
+    config = get_config()
     counts = _node_counts()
     nodes = counts["nodes"]
-    edges, entanglement = edges_and_entanglement(nodes)
+    edges: int | None = None
+    average: float | None = None
+    if config["ENTANGLEMENT"]:
+        edges, entanglement = edges_and_entanglement(nodes)
+        average = round(entanglement / nodes, 3) if nodes > 1 else 0.0
+    elif config["EDGES"]:
+        edges = Edge.objects.count()
     return {
         "nodes": nodes,
         "edges": edges,
-        "avg_entanglement": round(entanglement / nodes, 3) if nodes > 1 else 0.0,
+        "avg_entanglement": average,
         "tiers": {tier: counts[f"tier:{tier}"] for tier in Tier.values},
         "types": {kind: counts[f"type:{kind}"] for kind in NodeType.values},
     }

@@ -12,8 +12,8 @@ class Snapshot(TypedDict):
 
     type: Literal["update"]
     nodes: int
-    edges: int
-    avg_entanglement: float
+    edges: int | None  # None when GRAPHAPP["EDGES"] is off
+    avg_entanglement: float | None  # None when GRAPHAPP["ENTANGLEMENT"] is off
     tiers: dict[str, int]
     types: dict[str, int]
     version: int

@@ -23,6 +23,11 @@ def test_get_config_defaults():
         "REVALIDATE_INTERVAL": 60.0,
         "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
         "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
+        "MAX_CONNECTIONS": 10_000,
+        "MAX_CONNECTIONS_PER_USER": 20,
+        "SHUTDOWN_TIMEOUT": 3.0,
+        "EDGES": True,
+        "ENTANGLEMENT": True,
     }
 
 
@@ -93,6 +98,14 @@ def test_get_config_setting_that_is_not_a_dict():
         ("WATCH_INTERVAL", -0.5),
         ("REVALIDATE_INTERVAL", 0),
         ("WATCH_INTERVAL", False),
+        ("MAX_CONNECTIONS", 0),
+        ("MAX_CONNECTIONS", 10.5),
+        ("MAX_CONNECTIONS_PER_USER", True),
+        ("MAX_CONNECTIONS_PER_USER", -1),
+        ("SHUTDOWN_TIMEOUT", -1),
+        ("SHUTDOWN_TIMEOUT", "3"),
+        ("EDGES", 1),
+        ("ENTANGLEMENT", "no"),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):
@@ -107,11 +120,31 @@ def test_get_config_rejects_wrong_types_and_values(key, value):
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("HEARTBEAT", 1), ("COALESCE_WINDOW", 0.001), ("RETRY", 0), ("GROUP", "g")],
+    [
+        ("HEARTBEAT", 1),
+        ("COALESCE_WINDOW", 0.001),
+        ("RETRY", 0),
+        ("GROUP", "g"),
+        ("MAX_CONNECTIONS_PER_USER", 1),
+        ("SHUTDOWN_TIMEOUT", 0),
+        ("ENTANGLEMENT", False),
+    ],
 )
 def test_get_config_accepts_edge_values(key, value):
     with override_settings(GRAPHAPP={key: value}):
         assert get_config()[key] == value
+
+
+def test_get_config_entanglement_needs_the_edges():
+    with (
+        override_settings(GRAPHAPP={"EDGES": False}),
+        pytest.raises(GraphappConfigError, match="EDGES is False") as excinfo,
+    ):
+        get_config()
+
+    assert excinfo.value.key == "ENTANGLEMENT"
+    with override_settings(GRAPHAPP={"EDGES": False, "ENTANGLEMENT": False}):
+        assert get_config()["EDGES"] is False
 
 
 def test_get_config_is_cached_while_the_setting_is_unchanged():

@@ -211,3 +211,33 @@ def test_compute_stats_query_count_does_not_grow_with_the_graph():
     assert Edge.objects.count() == 120
 
     assert _queries_for_stats() == small
+
+
+def test_compute_stats_without_entanglement_counts_edges_in_one_plain_query(settings):
+    a, b = node(), node()
+    edge(a, b)
+    settings.GRAPHAPP = {"ENTANGLEMENT": False}
+
+    with CaptureQueriesContext(connection) as queries:
+        stats = compute_stats()
+
+    assert stats["edges"] == 1
+    assert stats["avg_entanglement"] is None
+    assert stats["nodes"] == 2
+    assert len(queries) == 2
+    assert "UNION" not in queries[1]["sql"]
+    assert "JOIN" not in queries[1]["sql"]
+
+
+def test_compute_stats_without_edges_reads_only_the_nodes(settings):
+    a, b = node(), node()
+    edge(a, b)
+    settings.GRAPHAPP = {"EDGES": False, "ENTANGLEMENT": False}
+
+    with CaptureQueriesContext(connection) as queries:
+        stats = compute_stats()
+
+    assert stats["edges"] is None
+    assert stats["avg_entanglement"] is None
+    assert stats["tiers"]["WARM"] == 2
+    assert len(queries) == 1
