@@ -19,6 +19,7 @@ from typing import Any, Final
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 
+from graphapp import shutdown
 from graphapp.conf import get_config
 from graphapp.publish import channel_layer, encode, publisher, state_of
 from graphapp.types import ChannelLayer, Snapshot
@@ -61,20 +62,30 @@ class StreamClosed(Exception):
 class Subscriber:
     """One open stream's mailbox: the latest frame not yet sent, nothing more."""
 
-    __slots__ = ("_closed", "_frame", "_ready")
+    __slots__ = ("_closed", "_frame", "_ready", "final")
 
     def __init__(self) -> None:
         self._frame: bytes | None = None
         self._ready = asyncio.Event()
         self._closed = False
+        self.final = b""  # what the stream sends last when the hub closes it
 
     def offer(self, frame: bytes) -> None:
         self._frame = frame  # replaces an unsent older snapshot
         self._ready.set()
 
-    def close(self) -> None:
+    def close(self, final: bytes = b"") -> None:
         self._closed = True
+        self.final = final
         self._ready.set()
+
+    def take(self) -> bytes | None:
+        """The frame waiting now, if any, without waiting."""
+        if self._closed or self._frame is None:
+            return None
+        self._ready.clear()
+        frame, self._frame = self._frame, None
+        return frame
 
     async def next(self, heartbeat: float) -> bytes | None:
         """The next frame, or None when ``heartbeat`` seconds pass first.
@@ -266,6 +277,14 @@ class Hub:
         self._reader = None
         self._stop()
 
+    def close_all(self, final: Callable[[], bytes]) -> int:
+        """End every stream, each sending ``final()`` last; returns how many."""
+        subscribers, self.subscribers = self.subscribers, set()
+        for subscriber in subscribers:
+            subscriber.close(final())
+        self._stop()
+        return len(subscribers)
+
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
 
@@ -278,7 +297,13 @@ def get_hub() -> Hub:
         for stale in [other for other in _hubs if other.is_closed()]:
             del _hubs[stale]
         hub = _hubs[loop] = Hub(loop)
+        shutdown.install(loop)
     return hub
+
+
+def all_hubs() -> list[Hub]:
+    """Every hub of this process whose loop still runs."""
+    return [hub for loop, hub in list(_hubs.items()) if not loop.is_closed()]
 
 
 def current_hub() -> Hub | None:
@@ -294,14 +319,20 @@ async def event_stream(
     heartbeat: float,
     still_allowed: Callable[[], Awaitable[bool]] | None = None,
     revalidate_every: float = 60.0,
+    min_interval: float = 0.0,
+    on_end: Callable[[], None] | None = None,
 ) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
-    Subscribes before the first yield and always unsubscribes: on the client's
-    disconnect Django cancels the task and CancelledError passes through here.
+    Subscribes before the first yield and always unsubscribes (and calls
+    ``on_end``): on the client's disconnect Django cancels the task and
+    CancelledError passes through here.
     Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
     stream when the answer is no (a logged-out or expired session, a revoked
     permission): the browser reconnects, gets 403 and stops.
+    Updates leave at most once per ``min_interval`` seconds, the latest one
+    then: the server's write buffer for a client that stops reading (daphne
+    does not apply back-pressure) grows with time, never with the rate of writes.
     """
     hub = get_hub()
     subscriber: Subscriber | None = None
@@ -311,17 +342,28 @@ async def event_stream(
         subscriber = await hub.subscribe()
         first = await subscriber.next(0.0) or b""
         yield sse_frame(retry=retry) + first
+        sent = loop.time()
         while True:
             frame = await subscriber.next(heartbeat)
+            if frame is not None and (wait := sent + min_interval - loop.time()) > 0:
+                await asyncio.sleep(wait)
+                frame = subscriber.take() or frame
             if still_allowed is not None and loop.time() >= next_check:
                 if not await still_allowed():
                     logger.info("graphapp: stream ended, its user may no longer read it")
                     return
                 next_check = loop.time() + revalidate_every
-            yield HEARTBEAT_FRAME if frame is None else frame
+            if frame is None:
+                yield HEARTBEAT_FRAME
+            else:
+                yield frame
+                sent = loop.time()
     except StreamClosed:
-        # Ending the response makes the browser reconnect after ``retry`` ms.
+        # Ending the response makes the browser reconnect after ``retry`` ms
+        # (or what the final frame says).
         logger.info("graphapp: stream closed by its hub; the client will reconnect")
+        if subscriber is not None and subscriber.final:
+            yield subscriber.final
     except DatabaseError as exc:
         logger.error(
             "graphapp: stream ended, the first snapshot failed: %s: %s", type(exc).__name__, exc
@@ -329,3 +371,5 @@ async def event_stream(
     finally:
         if subscriber is not None:
             hub.unsubscribe(subscriber)
+        if on_end is not None:
+            on_end()

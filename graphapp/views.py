@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import weakref
 from importlib import import_module
 from typing import Any
 
@@ -30,6 +31,7 @@ from graphapp.forms import (
     node_form,
     parse_json,
 )
+from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission
 from graphapp.publish import channel_layer, publisher
@@ -55,22 +57,55 @@ async def _still_allowed(request: HttpRequest) -> bool:
         await sync_to_async(connections.close_all)()
 
 
+class EventStreamResponse(StreamingHttpResponse):
+    """A stream that gives its slot back when the server closes the response.
+
+    The ASGI handler calls ``close()`` even when the body never started (the
+    client left at once), which the stream's own ``finally`` cannot cover.
+    """
+
+    def __init__(self, slot: Slot, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._slot = slot
+        weakref.finalize(self, slot.release)  # the last resort, never the first
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._slot.release()
+
+
 @require_GET
 async def events(request: HttpRequest) -> HttpResponseBase:
-    """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update."""
+    """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update.
+
+    403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
+    this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
+    down, both with ``Retry-After``.
+    """
     if not await _allowed(request):
         return _forbidden()
     # The permission check opened a database connection in this request's
     # thread; a stream lasts hours and must not hold it (200 browsers would
     # exhaust PostgreSQL's connections).
     await sync_to_async(connections.close_all)()
+    try:
+        slot = stream_limits.acquire((await request.auser()).pk)
+    except StreamRefused as refused:
+        refusal = JsonResponse({"error": refused.message}, status=refused.status)
+        refusal["Retry-After"] = str(refused.retry_after)
+        return refusal
     config = get_config()
-    response = StreamingHttpResponse(
-        event_stream(
+    response = EventStreamResponse(
+        slot,
+        streaming_content=event_stream(
             config["RETRY"],
             config["HEARTBEAT"],
             still_allowed=functools.partial(_still_allowed, request),
             revalidate_every=config["REVALIDATE_INTERVAL"],
+            min_interval=config["COALESCE_WINDOW"],
+            on_end=slot.release,
         ),
         content_type="text/event-stream; charset=utf-8",
     )
@@ -189,6 +224,8 @@ async def health(request: HttpRequest) -> HttpResponse:
         {
             "pid": os.getpid(),
             "streams": len(hub.subscribers) if hub else 0,
+            "connections": stream_limits.total,
+            "draining": stream_limits.draining,
             "subscribed": bool(hub and hub.subscribed),
             "group_members": len(groups.get(get_config()["GROUP"], ()))
             if isinstance(groups, dict)

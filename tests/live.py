@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis.asyncio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from tests.site_setup import PASSWORD
@@ -27,7 +28,7 @@ STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
 
 @dataclass
 class LiveServer:
-    """graphsite served by daphne in its own process, on its own SQLite file."""
+    """graphsite served by daphne (or uvicorn) in its own process, on its own SQLite file."""
 
     workdir: Path
     graphapp: dict[str, Any] = field(default_factory=dict)
@@ -36,6 +37,7 @@ class LiveServer:
     redis_url: str = ""  # default: Channels' in-memory layer
     redis_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    server: str = "daphne"  # or "uvicorn"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -76,13 +78,15 @@ class LiveServer:
         listener.listen(1024)
         self.port = listener.getsockname()[1]
         with open(self.log_path, "ab") as log:
+            options = ["--lifespan", "off"] if self.server == "uvicorn" else []
             self.process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    self.server,
                     "--fd",
                     str(listener.fileno()),
+                    *options,
                     "graphsite.asgi:application",
                 ],
                 cwd=ROOT,
@@ -103,7 +107,7 @@ class LiveServer:
                 if httpx.get(f"{self.url}/accounts/login/", timeout=2).status_code == 200:
                     return
             time.sleep(0.05)
-        raise TimeoutError(f"daphne did not answer within 30 s:\n{self.log()}")
+        raise TimeoutError(f"{self.server} did not answer within 30 s:\n{self.log()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -245,3 +249,34 @@ async def stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
         yield events
     finally:
         await events.close()
+
+
+async def health(server: LiveServer) -> dict[str, Any]:
+    async with logged_in(server, "admin") as admin:
+        answer = await admin.get("/graph/api/health/")
+        assert answer.status_code == 200
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+async def wait_for_health(server: LiveServer, **expected: Any) -> dict[str, Any]:
+    """Poll the health endpoint until it reports ``expected`` (bounded)."""
+    report: dict[str, Any] = {}
+    for _ in range(100):
+        report = await health(server)
+        if all(report[key] == value for key, value in expected.items()):
+            return report
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"health never reached {expected}: {report}")
+
+
+async def group_members(server: LiveServer) -> int:
+    """Members of graphapp's group, read from the layer itself."""
+    if server.redis_url:
+        client = redis.asyncio.Redis.from_url(server.redis_url)
+        try:
+            return int(await client.zcard(f"{server.redis_prefix}:group:graphapp.stats"))
+        finally:
+            await client.aclose()
+    members: int = (await health(server))["group_members"]
+    return members

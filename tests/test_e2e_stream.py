@@ -8,16 +8,18 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio
 
 from tests.live import (
     LiveServer,
     create_node,
     csrf_headers,
+    group_members,
+    health,
     logged_in,
     login,
     post_json,
     stream,
+    wait_for_health,
 )
 
 pytestmark = pytest.mark.e2e
@@ -50,14 +52,6 @@ async def admin_change_node(
         f"/admin/graphapp/node/{node_id}/change/", data=form, headers=csrf_headers(client, server)
     )
     assert answer.status_code == 302, answer.text[:2000]
-
-
-async def health(server: LiveServer) -> dict[str, Any]:
-    async with logged_in(server, "admin") as admin:
-        answer = await admin.get("/graph/api/health/")
-        assert answer.status_code == 200
-        result: dict[str, Any] = answer.json()
-        return result
 
 
 async def test_stream_is_forbidden_to_anonymous_and_users_without_permission(
@@ -238,29 +232,6 @@ async def test_admin_actions_publish(live_server_default: LiveServer) -> None:
     assert pruned["tiers"]["WARM"] == activated["tiers"]["WARM"]
 
 
-async def wait_for_health(server: LiveServer, **expected: Any) -> dict[str, Any]:
-    """Poll the health endpoint until it reports ``expected`` (bounded)."""
-    report: dict[str, Any] = {}
-    for _ in range(100):
-        report = await health(server)
-        if all(report[key] == value for key, value in expected.items()):
-            return report
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"health never reached {expected}: {report}")
-
-
-async def group_members(server: LiveServer) -> int:
-    """Members of graphapp's group, read from the layer itself."""
-    if server.redis_url:
-        client = redis.asyncio.Redis.from_url(server.redis_url)
-        try:
-            return int(await client.zcard(f"{server.redis_prefix}:group:graphapp.stats"))
-        finally:
-            await client.aclose()
-    members: int = (await health(server))["group_members"]
-    return members
-
-
 async def test_disconnected_clients_leave_nothing_behind(make_server: Any) -> None:
     server = make_server()
     idle = await wait_for_health(server, streams=0)
@@ -286,7 +257,7 @@ async def test_disconnected_clients_leave_nothing_behind(make_server: Any) -> No
 
 
 async def test_connecting_clients_share_one_snapshot_computation(make_server: Any) -> None:
-    server = make_server()
+    server = make_server(graphapp={"MAX_CONNECTIONS_PER_USER": 30})
     before = (await wait_for_health(server, streams=0))["snapshots"]
     clients = [await login(server, "viewer") for _ in range(30)]
     streams = [stream(client) for client in clients]

@@ -88,10 +88,14 @@ async def test_one_update_costs_the_broker_one_delivery_per_process(
     broker.start()
     try:
         # Pools of 10 connections for 100 streams each: a stream must not keep one.
-        a, b = servers.start(
-            2, services_run=True, redis_url=broker.url, extra_env={"DATABASE_POOL_SIZE": "10"}
-        )
         per_server = 100
+        a, b = servers.start(
+            2,
+            services_run=True,
+            redis_url=broker.url,
+            extra_env={"DATABASE_POOL_SIZE": "10"},
+            graphapp={"MAX_CONNECTIONS_PER_USER": per_server},
+        )
         clients = [await login(server, "viewer") for server in (a, b) for _ in range(per_server)]
         streams = [stream(client) for client in clients]
         try:
