@@ -12,7 +12,11 @@ class GraphappConfig(AppConfig):
 
         from graphapp import signals
         from graphapp.checks import check_cross_process_updates, check_deployment
+        from graphapp.conf import get_config
 
+        # Validated at start-up: a wrong setting stops the process here with
+        # ImproperlyConfigured naming the key, not at the first stream.
+        get_config()
         signals.connect()
         checks.register(check_deployment)
         checks.register(check_cross_process_updates)

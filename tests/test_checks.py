@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import connection
 from django.test import override_settings
 
 from graphapp.checks import check_cross_process_updates, check_deployment
+from tests.live import LiveServer
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 REDIS = {
@@ -94,3 +96,13 @@ def test_deployment_check_warns_without_daphne_and_with_gzip(settings: Any) -> N
     messages = check_deployment()
     assert ids(messages) == ["graphapp.W002", "graphapp.W003"]
     assert "GZipMiddleware" in messages[1].msg
+
+
+def test_a_wrong_setting_stops_the_process_at_start_up(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path, graphapp={"MAX_CONNECTIONS": 0})
+
+    done = server.manage("check")
+
+    assert done.returncode != 0
+    assert "GraphappConfigError: settings.GRAPHAPP['MAX_CONNECTIONS']" in done.stderr
+    assert "must be a whole number >= 1, not 0" in done.stderr

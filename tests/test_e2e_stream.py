@@ -364,3 +364,36 @@ async def test_stream_ends_when_its_session_is_logged_out(make_server: Any) -> N
                 await read_until_closed(kept, within=1.0)
         assert (await other.get("/graph/events/")).status_code == 403
     assert "its user may no longer read it" in server.log()
+
+
+EXPIRE_SESSION = """
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+Session.objects.filter(session_key={key!r}).update(expire_date=timezone.now())
+"""
+REVOKE_VIEW = """
+from django.contrib.auth.models import Permission, User
+User.objects.get(username="viewer").user_permissions.remove(
+    Permission.objects.get(codename="view_node"))
+"""
+
+
+@pytest.mark.parametrize("change", ["session expires", "permission revoked"])
+async def test_stream_ends_when_its_session_expires_or_its_permission_goes(
+    make_server: Any, change: str
+) -> None:
+    server = make_server(graphapp={"HEARTBEAT": 0.1, "REVALIDATE_INTERVAL": 0.3})
+    async with logged_in(server, "viewer") as viewer:
+        async with viewer.stream("GET", "/graph/events/") as streaming:
+            assert streaming.status_code == 200
+            code = (
+                EXPIRE_SESSION.format(key=viewer.cookies["sessionid"])
+                if change == "session expires"
+                else REVOKE_VIEW
+            )
+            done = server.manage("shell", "-c", code)
+            assert done.returncode == 0, done.stderr
+            body = await read_until_closed(streaming, within=5.0)
+            assert b"event: stats" in body
+        assert (await viewer.get("/graph/events/")).status_code == 403
+    assert "its user may no longer read it" in server.log()
