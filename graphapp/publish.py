@@ -13,7 +13,9 @@ once, and sends them to the channel-layer group:
 At most one computation starts per ``COALESCE_WINDOW``; a request that arrives
 while one runs is served by the next, so the last change of a burst is always
 published. A failing database or channel layer is logged and never reaches the
-code that saved.
+code that saved. The last message of a burst is sent once more after
+``RESEND_AFTER`` quiet seconds: channel layers drop a group message to a full
+channel silently, and hubs ignore a message whose statistics they already have.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -40,6 +42,7 @@ from graphapp.watch import DataVersionWatch
 logger = logging.getLogger(__name__)
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+RESEND_AFTER: Final = 1.0
 
 #: Sent in the publisher's thread after each snapshot is computed, with
 #: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
@@ -156,11 +159,22 @@ class Publisher:
         loop = asyncio.new_event_loop()
         interval = get_config()["WATCH_INTERVAL"]
         watch = _watch() if interval else None
+        # The last message, sent once more when nothing followed it for
+        # RESEND_AFTER seconds: a layer drops a group message to a full channel
+        # without telling anyone, and that one must not be the last of a burst.
+        resend: tuple[float, dict[str, Any]] | None = None
         try:
             while True:
-                woken = self._wake.wait(interval if watch else None)
+                timeout = interval if watch else None
+                if resend is not None:
+                    due = max(0.0, resend[0] - time.monotonic())
+                    timeout = due if timeout is None else min(timeout, due)
+                woken = self._wake.wait(timeout)
                 # Not asked here: publish only if another process committed.
                 if not woken and (watch is None or not watch.changed()):
+                    if resend is not None and time.monotonic() >= resend[0]:
+                        self._send(loop, resend[1])
+                        resend = None
                     continue
                 self._wake.clear()
                 with self._cond:
@@ -168,8 +182,11 @@ class Publisher:
                 started = time.monotonic()
                 seen = watch.current() if watch is not None else None
                 try:
-                    if self._publish(loop) and watch is not None and seen is not None:
-                        watch.accept(seen)
+                    message = self._publish(loop)
+                    if message is not None:
+                        resend = (time.monotonic() + RESEND_AFTER, message)
+                        if watch is not None and seen is not None:
+                            watch.accept(seen)
                 except Exception:
                     # Unexpected: log it and keep serving; the thread must not die.
                     logger.exception("graphapp: publication failed")
@@ -185,8 +202,9 @@ class Publisher:
             if watch is not None:
                 watch.close()
 
-    def _publish(self, own_loop: asyncio.AbstractEventLoop) -> bool:
-        """Compute and send once; False when the statistics could not be computed."""
+    def _publish(self, own_loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:
+        """Compute and send once; the message sent, or None when the statistics
+        could not be computed."""
         close_old_connections()
         try:
             snapshot = self.snapshot()
@@ -196,7 +214,7 @@ class Publisher:
                 type(exc).__name__,
                 exc,
             )
-            return False
+            return None
         finally:
             close_old_connections()
         message: StatsMessage = {
@@ -205,7 +223,8 @@ class Publisher:
             "data": encode(snapshot),
             "state": state_of(snapshot),
         }
-        self._send(own_loop, cast(dict[str, Any], message))
+        sent = cast(dict[str, Any], message)
+        self._send(own_loop, sent)
         self.published += 1
         self.last_published = datetime.datetime.now(datetime.UTC)
         for receiver, error in graph_stats_published.send_robust(
@@ -218,7 +237,7 @@ class Publisher:
                     type(error).__name__,
                     error,
                 )
-        return True
+        return sent
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         layer = channel_layer()

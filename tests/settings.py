@@ -17,6 +17,9 @@ from tests import services
 
 if services.enabled():
     DATABASES["default"] = dj_database_url.parse(services.DATABASE_URL)
+    # One test database per run: two runs on one PostgreSQL (two checkouts, a
+    # developer and CI) must not drop each other's.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_graphapp_{os.getpid()}"}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",

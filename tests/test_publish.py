@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -10,11 +11,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection, transaction
 from django.test import override_settings
 
 from graphapp.models import Edge, Node
-from graphapp.publish import graph_stats_published, publisher
+from graphapp.publish import RESEND_AFTER, graph_stats_published, publisher
 from graphapp.stats import compute_stats
 from graphapp.streaming import get_hub
 
@@ -179,3 +181,31 @@ def test_a_failing_receiver_does_not_stop_the_publisher(
     assert any(
         "receiver" in r.getMessage() and "ValueError" in r.getMessage() for r in publish_log.records
     )
+
+
+@override_settings(
+    CHANNEL_LAYERS={
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1}}
+    }
+)
+async def test_last_snapshot_dropped_by_a_full_channel_arrives_after_all() -> None:
+    # A channel that still holds one message refuses the next group message
+    # silently (Channels' layers drop it); the reader must still end on the
+    # latest state, which the publisher sends again once things are quiet.
+    layer = get_channel_layer()
+    assert layer is not None
+    channel = await layer.new_channel()
+    await layer.group_add("graphapp.stats", channel)
+    publisher.deliver_on(asyncio.get_running_loop())
+    try:
+        await sync_to_async(save_and_close)("first")
+        await sync_to_async(publisher.flush)(10)
+        await sync_to_async(save_and_close)("second, dropped: the channel is full")
+        await sync_to_async(publisher.flush)(10)
+        first = await layer.receive(channel)
+        assert json.loads(first["data"])["nodes"] == 1
+        again = await asyncio.wait_for(layer.receive(channel), RESEND_AFTER + 5)
+    finally:
+        publisher.deliver_on(None)
+        await layer.group_discard("graphapp.stats", channel)
+    assert json.loads(again["data"])["nodes"] == 2
