@@ -20,6 +20,7 @@ class Config(TypedDict):
     COALESCE_WINDOW: float
     HEARTBEAT: float
     RETRY: int
+    CHANGE_LIMIT: int
     SEND_TIMEOUT: float
     WATCH_INTERVAL: float
     REVALIDATE_INTERVAL: float
@@ -40,6 +41,9 @@ DEFAULTS: Final[Config] = {
     "HEARTBEAT": 15.0,
     # Milliseconds a browser waits before reconnecting (the SSE ``retry:`` field).
     "RETRY": 3000,
+    # Changes listed one by one in a ``change`` event (about a screenful of a
+    # feed); a window with more sends their counts per kind instead.
+    "CHANGE_LIMIT": 20,
     # Seconds a send to the channel layer may take before it counts as failed.
     "SEND_TIMEOUT": 5.0,
     # Seconds between checks that a stream's session and permission still hold;
@@ -70,6 +74,9 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
+    limit = merged["CHANGE_LIMIT"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise GraphappConfigError("CHANGE_LIMIT", f"must be a whole number >= 1, not {limit!r}")
     for key in _STRINGS:
         if not isinstance(merged[key], str) or not merged[key]:
             raise GraphappConfigError(key, f"must be a non-empty string, not {merged[key]!r}")

@@ -14,6 +14,11 @@ At most one computation starts per ``COALESCE_WINDOW``; a request that arrives
 while one runs is served by the next, so the last change of a burst is always
 published. A failing database or channel layer is logged and never reaches the
 code that saved.
+
+Requests may carry what changed, node by node (a
+:class:`graphapp.changes.ChangeBatch`); the changes of one window travel as
+one ``graph.changes`` message right after its snapshot, listed up to
+``CHANGE_LIMIT`` and counted past it, so a burst costs one bounded message.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections
 from django.dispatch import Signal
 
+from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.stats import compute_stats
-from graphapp.types import ChannelLayer, Snapshot, StatsMessage
+from graphapp.types import ChangesMessage, ChannelLayer, Snapshot, StatsMessage
 from graphapp.watch import DataVersionWatch
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,11 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 #: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
 #: layer accepted it. For projects that want the statistics server-side.
 graph_stats_published = Signal()
+
+#: Sent in the publisher's thread after each window that changed nodes, with
+#: ``changes`` (a :class:`graphapp.changes.ChangeData`: the changes one by one,
+#: or their counts per kind when there were more than ``CHANGE_LIMIT``).
+graph_changes_published = Signal()
 
 
 def encode(snapshot: Snapshot) -> str:
@@ -88,16 +99,21 @@ class Publisher:
         self._version = 0
         self._layer_failing = False
         self._delivery_loop: asyncio.AbstractEventLoop | None = None
+        self._changes: ChangeBatch | None = None  # not yet published
         self.published = 0
+        self.change_messages = 0
         self.snapshots = 0
         self.last_published: datetime.datetime | None = None
 
     # -- API for any thread -------------------------------------------------
 
-    def request(self) -> None:
-        """Ask for a publication of the current state; cheap and never blocks."""
+    def request(self, changes: ChangeBatch | None = None) -> None:
+        """Ask for a publication of the current state, and of ``changes`` if given;
+        cheap and never blocks."""
         with self._cond:
             self._requested += 1
+            if changes:
+                self._add_changes(changes)
             if self._thread is None or not self._thread.is_alive():
                 self._start()
         self._wake.set()
@@ -141,6 +157,17 @@ class Publisher:
             with self._cond:
                 if self._thread is None or not self._thread.is_alive():
                     self._start()
+
+    def _add_changes(self, changes: ChangeBatch) -> None:
+        # Called with self._cond held.
+        if self._changes is None:
+            self._changes = ChangeBatch(get_config()["CHANGE_LIMIT"])
+        self._changes.merge(changes)
+
+    def _take_changes(self) -> ChangeBatch | None:
+        with self._cond:
+            changes, self._changes = self._changes, None
+        return changes
 
     # -- the publisher's thread ------------------------------------------------
 
@@ -187,6 +214,9 @@ class Publisher:
 
     def _publish(self, own_loop: asyncio.AbstractEventLoop) -> bool:
         """Compute and send once; False when the statistics could not be computed."""
+        # Taken before the computation: every change taken was committed before
+        # it starts, so the snapshot sent just before them already shows them.
+        changes = self._take_changes()
         close_old_connections()
         try:
             snapshot = self.snapshot()
@@ -196,6 +226,9 @@ class Publisher:
                 type(exc).__name__,
                 exc,
             )
+            if changes:
+                with self._cond:  # kept for the next publication
+                    self._add_changes(changes)
             return False
         finally:
             close_old_connections()
@@ -208,17 +241,21 @@ class Publisher:
         self._send(own_loop, cast(dict[str, Any], message))
         self.published += 1
         self.last_published = datetime.datetime.now(datetime.UTC)
-        for receiver, error in graph_stats_published.send_robust(
-            sender=type(self), snapshot=snapshot
-        ):
-            if isinstance(error, Exception):
-                logger.error(
-                    "graphapp: graph_stats_published receiver %r failed: %s: %s",
-                    receiver,
-                    type(error).__name__,
-                    error,
-                )
+        _notify(graph_stats_published, snapshot=snapshot)
+        if changes:
+            self._publish_changes(own_loop, changes)
         return True
+
+    def _publish_changes(self, own_loop: asyncio.AbstractEventLoop, changes: ChangeBatch) -> None:
+        version = self.next_version()
+        message: ChangesMessage = {
+            "type": "graph.changes",
+            "version": version,
+            "data": changes.encode(version),
+        }
+        self._send(own_loop, cast(dict[str, Any], message))
+        self.change_messages += 1
+        _notify(graph_changes_published, changes=changes.data(version))
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         layer = channel_layer()
@@ -254,6 +291,17 @@ class Publisher:
         self._layer_failing = True
 
 
+def _notify(signal: Signal, **kwargs: Any) -> None:
+    for receiver, error in signal.send_robust(sender=Publisher, **kwargs):
+        if isinstance(error, Exception):
+            logger.error(
+                "graphapp: receiver %r of a publication failed: %s: %s",
+                receiver,
+                type(error).__name__,
+                error,
+            )
+
+
 def uses_in_memory_layer() -> bool:
     """True when graphapp's channel layer is Channels' one-process in-memory layer."""
     alias = get_config()["CHANNEL_LAYER"]
@@ -273,9 +321,10 @@ def _watch() -> DataVersionWatch | None:
 publisher = Publisher()
 
 
-def request_publish() -> None:
-    """Publish the graph's current statistics soon (coalesced); for any thread."""
-    publisher.request()
+def request_publish(changes: ChangeBatch | None = None) -> None:
+    """Publish the graph's current statistics soon (coalesced), and ``changes``
+    with them if given; for any thread."""
+    publisher.request(changes)
 
 
 def publish_now(timeout: float | None = 10.0) -> bool:

@@ -3,9 +3,10 @@
 One :class:`Hub` per process (per event loop) holds the only subscription to the
 channel-layer group: a single reader task that receives each message, frames it
 once as SSE bytes, and hands the same bytes to every :class:`Subscriber`. A
-subscriber keeps only the latest frame, so a slow client never delays the others
-and never holds more than one snapshot. The hub leaves the group when its last
-subscriber goes.
+subscriber keeps only the latest snapshot and one batch of changes (pending
+change messages merge into it, and past ``CHANGE_LIMIT`` into counts per kind),
+so a slow client never delays the others and never holds more than that. The
+hub leaves the group when its last subscriber goes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Final
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 
+from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.publish import channel_layer, encode, publisher, state_of
 from graphapp.types import ChannelLayer, Snapshot
@@ -54,22 +56,39 @@ def stats_frame(version: int, data: str) -> bytes:
     return sse_frame(data, event="stats", id=version)
 
 
+def change_frame(version: int, data: str) -> bytes:
+    return sse_frame(data, event="change", id=version)
+
+
 class StreamClosed(Exception):
     """The hub stopped serving its subscribers (its subscription failed)."""
 
 
 class Subscriber:
-    """One open stream's mailbox: the latest frame not yet sent, nothing more."""
+    """One open stream's mailbox: the latest snapshot not yet sent, and the
+    changes not yet sent merged into one batch; nothing more."""
 
-    __slots__ = ("_closed", "_frame", "_ready")
+    __slots__ = ("_changes", "_closed", "_frame", "_ready")
 
     def __init__(self) -> None:
         self._frame: bytes | None = None
+        self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._ready = asyncio.Event()
         self._closed = False
 
     def offer(self, frame: bytes) -> None:
         self._frame = frame  # replaces an unsent older snapshot
+        self._ready.set()
+
+    def offer_changes(self, version: int, changes: ChangeBatch, frame: bytes) -> None:
+        """Changes framed once by the hub; merged with unsent ones (then framed
+        for this subscriber alone) so that a slow reader holds one bounded batch."""
+        if self._changes is not None:
+            merged = ChangeBatch(changes.limit)
+            merged.merge(self._changes[1])
+            merged.merge(changes)
+            changes, frame = merged, change_frame(version, merged.encode(version))
+        self._changes = (version, changes, frame)
         self._ready.set()
 
     def close(self) -> None:
@@ -90,6 +109,10 @@ class Subscriber:
             raise StreamClosed
         self._ready.clear()
         frame, self._frame = self._frame, None
+        if self._changes is not None:
+            # The snapshot first: it already counts these changes.
+            frame = (frame or b"") + self._changes[2]
+            self._changes = None
         return frame
 
 
@@ -176,8 +199,27 @@ class Hub:
         for subscriber in self.subscribers:
             subscriber.offer(frame)
 
+    def _accept_changes(self, version: int, data: str) -> None:
+        if not self.subscribed:
+            return
+        try:
+            changes = ChangeBatch.decode(data, get_config()["CHANGE_LIMIT"])
+        except ValueError as exc:
+            logger.warning("graphapp: ignored a malformed change message: %s", exc)
+            return
+        frame = change_frame(version, data)
+        for subscriber in self.subscribers:
+            subscriber.offer_changes(version, changes, frame)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         version, data, state = message.get("version"), message.get("data"), message.get("state")
+        if (
+            message.get("type") == "graph.changes"
+            and isinstance(version, int)
+            and isinstance(data, str)
+        ):
+            self._accept_changes(version, data)
+            return
         if (
             message.get("type") != "graph.stats"
             or not isinstance(version, int)

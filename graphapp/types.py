@@ -35,6 +35,16 @@ class StatsMessage(TypedDict):
     state: str
 
 
+class ChangesMessage(TypedDict):
+    """What the publisher sends to the group (type ``graph.changes``) after a
+    snapshot, when the window had node changes: ``data`` is the ``change``
+    event's data already encoded (see :class:`graphapp.changes.ChangeBatch`)."""
+
+    type: Literal["graph.changes"]
+    version: int
+    data: str
+
+
 class ChannelLayer(Protocol):
     """The part of the Channels layer API that graphapp uses."""
 
