@@ -14,5 +14,10 @@ class GraphappConfig(AppConfig):
         from graphapp.checks import check_cross_process_updates, check_deployment
 
         signals.connect()
+        # The live panel on the admin's index, unless the project has its own index.
+        from django.contrib import admin
+
+        if admin.site.index_template is None:
+            admin.site.index_template = "graphapp/admin/index.html"
         checks.register(check_deployment)
         checks.register(check_cross_process_updates)
