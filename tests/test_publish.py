@@ -156,6 +156,9 @@ async def test_hub_receives_what_a_save_publishes() -> None:
         assert frame is not None
         data = json.loads(frame.split(b"data: ", 1)[1])
         assert data["nodes"] == json.loads(first.split(b"data: ", 1)[1])["nodes"] + 1
+        # The publication goes on with its change message, on this loop: let it
+        # finish before the test's loop closes.
+        assert await sync_to_async(publisher.flush)(10)
     finally:
         hub.unsubscribe(subscriber)
     assert not hub.subscribed
@@ -172,6 +175,7 @@ async def test_hub_sends_the_change_after_the_snapshot_that_shows_it() -> None:
             frame = await subscriber.next(5)
             assert frame is not None, "no change event"
             frames += frame
+        assert await sync_to_async(publisher.flush)(10)
     finally:
         hub.unsubscribe(subscriber)
     stats_at, change_at = frames.index(b"event: stats"), frames.index(b"event: change")
