@@ -17,8 +17,9 @@ code that saved.
 
 Requests may carry what changed, node by node (a
 :class:`graphapp.changes.ChangeBatch`); the changes of one window travel as
-one ``graph.changes`` message right after its snapshot, listed up to
-``CHANGE_LIMIT`` and counted past it, so a burst costs one bounded message.
+the snapshot's message (``changes``), listed up to ``CHANGE_LIMIT`` and
+counted past it: a burst adds one bounded field, and the broker still carries
+one message per publication.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from django.dispatch import Signal
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.stats import compute_stats
-from graphapp.types import ChangesMessage, ChannelLayer, Snapshot, StatsMessage
+from graphapp.types import ChannelLayer, Snapshot, StatsMessage
 from graphapp.watch import DataVersionWatch
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,6 @@ class Publisher:
         self._delivery_loop: asyncio.AbstractEventLoop | None = None
         self._changes: ChangeBatch | None = None  # not yet published
         self.published = 0
-        self.change_messages = 0
         self.snapshots = 0
         self.last_published: datetime.datetime | None = None
 
@@ -238,24 +238,20 @@ class Publisher:
             "data": encode(snapshot),
             "state": state_of(snapshot),
         }
+        change_version = self.next_version() if changes else 0
+        if changes:
+            # Their own, later version: the SSE id of the change event that follows.
+            message["changes"] = {
+                "version": change_version,
+                "data": changes.encode(change_version),
+            }
         self._send(own_loop, cast(dict[str, Any], message))
         self.published += 1
         self.last_published = datetime.datetime.now(datetime.UTC)
         _notify(graph_stats_published, snapshot=snapshot)
         if changes:
-            self._publish_changes(own_loop, changes)
+            _notify(graph_changes_published, changes=changes.data(change_version))
         return True
-
-    def _publish_changes(self, own_loop: asyncio.AbstractEventLoop, changes: ChangeBatch) -> None:
-        version = self.next_version()
-        message: ChangesMessage = {
-            "type": "graph.changes",
-            "version": version,
-            "data": changes.encode(version),
-        }
-        self._send(own_loop, cast(dict[str, Any], message))
-        self.change_messages += 1
-        _notify(graph_changes_published, changes=changes.data(version))
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         layer = channel_layer()

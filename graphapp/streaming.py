@@ -214,13 +214,6 @@ class Hub:
     def _on_message(self, message: dict[str, Any]) -> None:
         version, data, state = message.get("version"), message.get("data"), message.get("state")
         if (
-            message.get("type") == "graph.changes"
-            and isinstance(version, int)
-            and isinstance(data, str)
-        ):
-            self._accept_changes(version, data)
-            return
-        if (
             message.get("type") != "graph.stats"
             or not isinstance(version, int)
             or not isinstance(data, str)
@@ -229,6 +222,20 @@ class Hub:
             logger.warning("graphapp: ignored a malformed message on the group: %.200r", message)
             return
         self._accept(version, data, state)
+        changes = message.get("changes")
+        if changes is not None:
+            # Even when the statistics told nothing new (a node created and deleted
+            # within one window), the changes do.
+            self._on_changes(changes)
+
+    def _on_changes(self, changes: Any) -> None:
+        version, data = (
+            (changes.get("version"), changes.get("data")) if isinstance(changes, dict) else (0, 0)
+        )
+        if not isinstance(version, int) or not isinstance(data, str):
+            logger.warning("graphapp: ignored malformed changes on the group: %.200r", changes)
+            return
+        self._accept_changes(version, data)
 
     async def _read(self) -> None:
         layer = channel_layer()
