@@ -1,31 +1,57 @@
-"""The admin for nodes and edges, with the live statistics panel on the node list."""
+"""The admin for nodes and edges, with the live statistics panel on the node list
+(and on the admin's index, see ``apps.py``), and filters that show live counts."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.timesince import timesince
 
 from graphapp import operations
-from graphapp.models import Edge, Node, Tier, tier_q
+from graphapp.models import Edge, Node, NodeType, Tier, tier_q
 
 # Django's admin classes are generic only in django-stubs, not at run time.
 if TYPE_CHECKING:
+    from django.contrib.admin.filters import _ListFilterChoices as FilterChoice
+
     NodeAdminBase = admin.ModelAdmin[Node]
     EdgeAdminBase = admin.ModelAdmin[Edge]
     EdgeInlineBase = admin.TabularInline[Edge, Node]
 else:
     NodeAdminBase = EdgeAdminBase = admin.ModelAdmin
     EdgeInlineBase = admin.TabularInline
+    FilterChoice = dict
+
+
+LIVE_FILTER_TEMPLATE = "graphapp/admin/live_filter.html"
+
+
+def _with_live_keys(
+    choices: Iterator[FilterChoice], group: str, values: list[str]
+) -> Iterator[FilterChoice]:
+    """The filter's choices ("All" first, then one per value), each value's with the
+    key of its count in a snapshot, which the live panel keeps current."""
+    for index, choice in enumerate(choices):
+        value = values[index - 1] if 0 < index <= len(values) else ""
+        extra = cast(dict[str, Any], choice)
+        extra["live_key"] = f"{group}.{value}" if value else ""
+        extra["key_class"] = value.lower()
+        yield choice
 
 
 class TierFilter(admin.SimpleListFilter):
     title = "tier"
     parameter_name = "tier"
+    template = LIVE_FILTER_TEMPLATE
+
+    def choices(self, changelist: ChangeList) -> Iterator[FilterChoice]:
+        return _with_live_keys(super().choices(changelist), "tiers", list(Tier.values))
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(tier.value, str(tier.label)) for tier in Tier]
@@ -33,6 +59,13 @@ class TierFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset.filter(tier_q(value)) if value in Tier.values else queryset
+
+
+class NodeTypeFilter(admin.ChoicesFieldListFilter):
+    template = LIVE_FILTER_TEMPLATE
+
+    def choices(self, changelist: ChangeList) -> Iterator[FilterChoice]:
+        return _with_live_keys(super().choices(changelist), "types", list(NodeType.values))
 
 
 class OutgoingEdgeInline(EdgeInlineBase):
@@ -64,7 +97,7 @@ def _count(direction: str) -> Subquery:
 class NodeAdmin(NodeAdminBase):
     change_list_template = "graphapp/admin/node_change_list.html"
     list_display = ("excerpt", "node_type", "tier", "momentum", "age", "degree")
-    list_filter = ("node_type", TierFilter)
+    list_filter = (("node_type", NodeTypeFilter), TierFilter)
     search_fields = ("content",)
     readonly_fields = ("created_at", "last_accessed", "decayed_at")
     inlines: ClassVar = [OutgoingEdgeInline, IncomingEdgeInline]

@@ -18,5 +18,10 @@ class GraphappConfig(AppConfig):
         # ImproperlyConfigured naming the key, not at the first stream.
         get_config()
         signals.connect()
+        # The live panel on the admin's index, unless the project has its own index.
+        from django.contrib import admin
+
+        if admin.site.index_template is None:
+            admin.site.index_template = "graphapp/admin/index.html"
         checks.register(check_deployment)
         checks.register(check_cross_process_updates)

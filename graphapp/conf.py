@@ -20,6 +20,7 @@ class Config(TypedDict):
     COALESCE_WINDOW: float
     HEARTBEAT: float
     RETRY: int
+    CHANGE_LIMIT: int
     SEND_TIMEOUT: float
     WATCH_INTERVAL: float
     REVALIDATE_INTERVAL: float
@@ -45,6 +46,9 @@ DEFAULTS: Final[Config] = {
     "HEARTBEAT": 15.0,
     # Milliseconds a browser waits before reconnecting (the SSE ``retry:`` field).
     "RETRY": 3000,
+    # Changes listed one by one in a ``change`` event (about a screenful of a
+    # feed); a window with more sends their counts per kind instead.
+    "CHANGE_LIMIT": 20,
     # Seconds a send to the channel layer may take before it counts as failed.
     "SEND_TIMEOUT": 5.0,
     # Seconds between checks that a stream's session and permission still hold;
@@ -89,7 +93,7 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
-    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER"):
+    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER", "CHANGE_LIMIT"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")

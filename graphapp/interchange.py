@@ -171,5 +171,5 @@ def import_graph(document: Any) -> tuple[int, int]:
         for source, target, edge in edges:
             edge.source_id, edge.target_id = ids[source], ids[target]
         Edge.objects.bulk_create([edge for _, _, edge in edges], batch_size=BATCH)
-        publish_on_commit()
+        publish_on_commit(created=len(saved))
     return len(nodes), len(edges)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Collection, Iterable
 from typing import Any, ClassVar, Final
 
 from django.core.validators import (
@@ -12,7 +13,7 @@ from django.core.validators import (
     RegexValidator,
 )
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 HOT_THRESHOLD: Final = 0.8
@@ -92,8 +93,31 @@ class Node(models.Model):
             models.Index(fields=["created_at"], name="graphapp_node_created"),
         ]
 
+    # The momentum the database holds for this instance, as far as it knows (None:
+    # unknown, e.g. not loaded). The change receivers compare against it to tell
+    # a tier change without querying the old row on every save.
+    _saved_momentum: float | None = None
+
     def __str__(self) -> str:
         return f"{self.node_type} #{self.pk}: {self.excerpt()}"
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Node:
+        node = super().from_db(db, field_names, values)
+        if "momentum" in field_names:
+            node._saved_momentum = node.momentum
+        return node
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: QuerySet[Node] | None = None,
+    ) -> None:
+        fields = None if fields is None else list(fields)
+        super().refresh_from_db(using, fields, from_queryset)
+        if fields is None or "momentum" in fields:
+            self._saved_momentum = self.momentum
 
     @property
     def tier(self) -> Tier:

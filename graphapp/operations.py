@@ -97,7 +97,7 @@ def decay(
         }
     with transaction.atomic(using=nodes.db):
         count = nodes.order_by().update(**changes)
-        publish_on_commit(nodes.db)
+        publish_on_commit(nodes.db, updated=count)
     return count
 
 
@@ -115,7 +115,7 @@ def activate(nodes: QuerySet[Node], *, now: datetime.datetime | None = None) -> 
             last_accessed=Value(now),
             decayed_at=Greatest(F("decayed_at"), Value(now)),
         )
-        publish_on_commit(nodes.db)
+        publish_on_commit(nodes.db, updated=count)
     return count
 
 
@@ -143,7 +143,7 @@ def prune(nodes: QuerySet[Node]) -> int:
             edges._raw_delete(using)
             # None when Django proves the selection empty and runs no query.
             count += Node.objects.using(using).filter(pk__in=chunk)._raw_delete(using) or 0
-        publish_on_commit(using)
+        publish_on_commit(using, deleted=count)
     return count
 
 

@@ -13,8 +13,16 @@ once, and sends them to the channel-layer group:
 At most one computation starts per ``COALESCE_WINDOW``; a request that arrives
 while one runs is served by the next, so the last change of a burst is always
 published. A failing database or channel layer is logged and never reaches the
-code that saved. The last message of a burst is sent once more after
-``RESEND_AFTER`` quiet seconds: channel layers drop a group message to a full
+code that saved.
+
+Requests may carry what changed, node by node (a
+:class:`graphapp.changes.ChangeBatch`); the changes of one window travel as
+the snapshot's message (``changes``), listed up to ``CHANGE_LIMIT`` and
+counted past it: a burst adds one bounded field, and the broker still carries
+one message per publication.
+
+The last statistics of a burst are sent once more after ``RESEND_AFTER`` quiet
+seconds, without the changes: channel layers drop a group message to a full
 channel silently, and hubs ignore a message whose statistics they already have.
 """
 
@@ -34,6 +42,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections
 from django.dispatch import Signal
 
+from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.stats import compute_stats
 from graphapp.types import ChannelLayer, Snapshot, StatsMessage
@@ -48,6 +57,11 @@ RESEND_AFTER: Final = 1.0
 #: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
 #: layer accepted it. For projects that want the statistics server-side.
 graph_stats_published = Signal()
+
+#: Sent in the publisher's thread after each window that changed nodes, with
+#: ``changes`` (a :class:`graphapp.changes.ChangeData`: the changes one by one,
+#: or their counts per kind when there were more than ``CHANGE_LIMIT``).
+graph_changes_published = Signal()
 
 
 def encode(snapshot: Snapshot) -> str:
@@ -91,16 +105,20 @@ class Publisher:
         self._version = 0
         self._layer_failing = False
         self._delivery_loop: asyncio.AbstractEventLoop | None = None
+        self._changes: ChangeBatch | None = None  # not yet published
         self.published = 0
         self.snapshots = 0
         self.last_published: datetime.datetime | None = None
 
     # -- API for any thread -------------------------------------------------
 
-    def request(self) -> None:
-        """Ask for a publication of the current state; cheap and never blocks."""
+    def request(self, changes: ChangeBatch | None = None) -> None:
+        """Ask for a publication of the current state, and of ``changes`` if given;
+        cheap and never blocks."""
         with self._cond:
             self._requested += 1
+            if changes:
+                self._add_changes(changes)
             if self._thread is None or not self._thread.is_alive():
                 self._start()
         self._wake.set()
@@ -144,6 +162,17 @@ class Publisher:
             with self._cond:
                 if self._thread is None or not self._thread.is_alive():
                     self._start()
+
+    def _add_changes(self, changes: ChangeBatch) -> None:
+        # Called with self._cond held.
+        if self._changes is None:
+            self._changes = ChangeBatch(get_config()["CHANGE_LIMIT"])
+        self._changes.merge(changes)
+
+    def _take_changes(self) -> ChangeBatch | None:
+        with self._cond:
+            changes, self._changes = self._changes, None
+        return changes
 
     # -- the publisher's thread ------------------------------------------------
 
@@ -205,6 +234,9 @@ class Publisher:
     def _publish(self, own_loop: asyncio.AbstractEventLoop) -> dict[str, Any] | None:
         """Compute and send once; the message sent, or None when the statistics
         could not be computed."""
+        # Taken before the computation: every change taken was committed before
+        # it starts, so the snapshot sent just before them already shows them.
+        changes = self._take_changes()
         close_old_connections()
         try:
             snapshot = self.snapshot()
@@ -214,6 +246,9 @@ class Publisher:
                 type(exc).__name__,
                 exc,
             )
+            if changes:
+                with self._cond:  # kept for the next publication
+                    self._add_changes(changes)
             return None
         finally:
             close_old_connections()
@@ -223,21 +258,22 @@ class Publisher:
             "data": encode(snapshot),
             "state": state_of(snapshot),
         }
+        change_version = self.next_version() if changes else 0
         sent = cast(dict[str, Any], message)
+        if changes:
+            # Their own, later version: the SSE id of the change event that follows.
+            sent = {
+                **sent,
+                "changes": {"version": change_version, "data": changes.encode(change_version)},
+            }
         self._send(own_loop, sent)
         self.published += 1
         self.last_published = datetime.datetime.now(datetime.UTC)
-        for receiver, error in graph_stats_published.send_robust(
-            sender=type(self), snapshot=snapshot
-        ):
-            if isinstance(error, Exception):
-                logger.error(
-                    "graphapp: graph_stats_published receiver %r failed: %s: %s",
-                    receiver,
-                    type(error).__name__,
-                    error,
-                )
-        return sent
+        _notify(graph_stats_published, snapshot=snapshot)
+        if changes:
+            _notify(graph_changes_published, changes=changes.data(change_version))
+        # What a resend repeats: the statistics only, which hubs deduplicate.
+        return cast(dict[str, Any], message)
 
     def _send(self, own_loop: asyncio.AbstractEventLoop, message: dict[str, Any]) -> None:
         layer = channel_layer()
@@ -273,6 +309,17 @@ class Publisher:
         self._layer_failing = True
 
 
+def _notify(signal: Signal, **kwargs: Any) -> None:
+    for receiver, error in signal.send_robust(sender=Publisher, **kwargs):
+        if isinstance(error, Exception):
+            logger.error(
+                "graphapp: receiver %r of a publication failed: %s: %s",
+                receiver,
+                type(error).__name__,
+                error,
+            )
+
+
 def uses_in_memory_layer() -> bool:
     """True when graphapp's channel layer is Channels' one-process in-memory layer."""
     alias = get_config()["CHANNEL_LAYER"]
@@ -292,9 +339,10 @@ def _watch() -> DataVersionWatch | None:
 publisher = Publisher()
 
 
-def request_publish() -> None:
-    """Publish the graph's current statistics soon (coalesced); for any thread."""
-    publisher.request()
+def request_publish(changes: ChangeBatch | None = None) -> None:
+    """Publish the graph's current statistics soon (coalesced), and ``changes``
+    with them if given; for any thread."""
+    publisher.request(changes)
 
 
 def publish_now(timeout: float | None = 10.0) -> bool:

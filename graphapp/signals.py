@@ -1,53 +1,120 @@
 """Receivers that publish after every committed change of a Node or an Edge.
 
-One ``on_commit`` hook per transaction, not per save: a transaction of 10,000
-saves publishes its final state once, and a rolled-back one publishes nothing.
+One ``on_commit`` hook per transaction (per savepoint level, see below), not per
+save: a transaction of 10,000 saves publishes its final state once, and a
+rolled-back one publishes nothing. The hook also carries what happened to each
+node (created, moved to another tier, deleted) for the ``change`` events,
+listed one by one up to ``CHANGE_LIMIT`` and counted past it.
+
 Bulk operations (``QuerySet.update()``, ``bulk_create()``, raw deletes) send no
-signals; code that uses them calls :func:`graphapp.publish.request_publish`.
+signals; code that uses them calls :func:`publish_on_commit`, with counts.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.signals import post_delete, post_save
 
-from graphapp.models import Edge, Node
+from graphapp.changes import KINDS, ChangeBatch, ChangeKind, change
+from graphapp.conf import get_config
+from graphapp.models import Edge, Node, tier_of
 from graphapp.publish import request_publish
 
-# For each connection, the ``run_on_commit`` list our hook was appended to. Django
-# replaces that list on commit, on rollback and on a savepoint rollback, so while
-# it is still the same object our hook is still pending and need not be added
-# again. (After a savepoint rollback we add it again, which at worst costs one
-# extra, identical event.)
-_pending: weakref.WeakKeyDictionary[BaseDatabaseWrapper, list[Any]] = weakref.WeakKeyDictionary()
+# For each connection: the ``run_on_commit`` list our hook was appended to, the
+# savepoints open then, and the hook's batch. Django replaces that list on
+# commit, on rollback and on a savepoint rollback, and drops a hook with the
+# savepoint it was added in when that rolls back; so while the list and the
+# savepoints are the same, the pending hook is ours to add to, and a change
+# made inside a savepoint travels in a hook that goes if the savepoint goes.
+_pending: weakref.WeakKeyDictionary[
+    BaseDatabaseWrapper, tuple[list[Any], tuple[str, ...], ChangeBatch]
+] = weakref.WeakKeyDictionary()
 
 
-def publish_on_commit(using: str | None = None) -> None:
-    """Publish once the current transaction on ``using`` commits (at once outside one)."""
-    connection = connections[using or DEFAULT_DB_ALIAS]
+def _batch_on_commit(connection: BaseDatabaseWrapper) -> ChangeBatch | None:
+    """The batch the current transaction's hook publishes, None outside one."""
     if not connection.in_atomic_block:
-        request_publish()
-        return
-    hooks = connection.run_on_commit
-    if _pending.get(connection) is hooks:
-        return
+        return None
+    hooks, savepoints = connection.run_on_commit, tuple(connection.savepoint_ids)
+    pending = _pending.get(connection)
+    if pending is not None and pending[0] is hooks and pending[1] == savepoints:
+        return pending[2]
+    batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
     # robust: nothing here may fail a save that has committed.
-    transaction.on_commit(request_publish, using=connection.alias, robust=True)
-    _pending[connection] = hooks
+    transaction.on_commit(
+        functools.partial(request_publish, batch), using=connection.alias, robust=True
+    )
+    _pending[connection] = (hooks, savepoints, batch)
+    return batch
 
 
-def _changed(sender: type[Node | Edge], using: str, **kwargs: Any) -> None:
-    publish_on_commit(using)
+def publish_on_commit(using: str | None = None, **counts: int) -> None:
+    """Publish once the current transaction on ``using`` commits (at once outside one).
+
+    ``counts`` tell the ``change`` events what a bulk operation did, by kind
+    (``created``, ``deleted``, ``updated``, ``tier``): e.g. ``created=1000``.
+    """
+    connection = connections[using or DEFAULT_DB_ALIAS]
+    batch = _batch_on_commit(connection)
+    now = batch is None
+    if batch is None:
+        batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
+    for kind, count in counts.items():
+        batch.add_count(_kind(kind), count)
+    if now:
+        request_publish(batch)
+
+
+def _kind(name: str) -> ChangeKind:
+    if name not in KINDS:
+        raise ValueError(f"unknown kind of change {name!r}; known: {', '.join(KINDS)}")
+    return cast(ChangeKind, name)
+
+
+def _record(connection: BaseDatabaseWrapper, item: dict[str, Any] | None) -> None:
+    batch = _batch_on_commit(connection)
+    if batch is None:
+        batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
+        if item is not None:
+            batch.add(item)
+        request_publish(batch)
+    elif item is not None:
+        batch.add(item)
+
+
+def _node_saved(
+    sender: type[Node], instance: Node, created: bool, using: str, **kwargs: Any
+) -> None:
+    old, new = instance._saved_momentum, instance.momentum
+    instance._saved_momentum = new
+    item: dict[str, Any] | None = None
+    if created:
+        item = change("created", instance.pk, instance.node_type, tier_of(new).value)
+    elif old is not None and tier_of(old) != tier_of(new):
+        item = change(
+            "tier", instance.pk, instance.node_type, tier_of(new).value, tier_of(old).value
+        )
+    _record(connections[using], item)
+
+
+def _node_deleted(sender: type[Node], instance: Node, using: str, **kwargs: Any) -> None:
+    # The tier as the instance knows it: the row is gone, and asking would cost a query.
+    item = change("deleted", instance.pk, instance.node_type, instance.tier.value)
+    _record(connections[using], item)
+
+
+def _edge_changed(sender: type[Edge], using: str, **kwargs: Any) -> None:
+    _record(connections[using], None)
 
 
 def connect() -> None:
     """Connect the receivers (called by the app's ``ready()``)."""
-    for model in (Node, Edge):
-        post_save.connect(_changed, sender=model, dispatch_uid=f"graphapp.save.{model.__name__}")
-        post_delete.connect(
-            _changed, sender=model, dispatch_uid=f"graphapp.delete.{model.__name__}"
-        )
+    post_save.connect(_node_saved, sender=Node, dispatch_uid="graphapp.save.Node")
+    post_delete.connect(_node_deleted, sender=Node, dispatch_uid="graphapp.delete.Node")
+    post_save.connect(_edge_changed, sender=Edge, dispatch_uid="graphapp.save.Edge")
+    post_delete.connect(_edge_changed, sender=Edge, dispatch_uid="graphapp.delete.Edge")

@@ -3,9 +3,10 @@
 One :class:`Hub` per process (per event loop) holds the only subscription to the
 channel-layer group: a single reader task that receives each message, frames it
 once as SSE bytes, and hands the same bytes to every :class:`Subscriber`. A
-subscriber keeps only the latest frame, so a slow client never delays the others
-and never holds more than one snapshot. The hub leaves the group when its last
-subscriber goes.
+subscriber keeps only the latest snapshot and one batch of changes (pending
+change messages merge into it, and past ``CHANGE_LIMIT`` into counts per kind),
+so a slow client never delays the others and never holds more than that. The
+hub leaves the group when its last subscriber goes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connections
 
 from graphapp import shutdown
+from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.publish import channel_layer, encode, publisher, state_of
 from graphapp.types import ChannelLayer, Snapshot
@@ -55,17 +57,23 @@ def stats_frame(version: int, data: str) -> bytes:
     return sse_frame(data, event="stats", id=version)
 
 
+def change_frame(version: int, data: str) -> bytes:
+    return sse_frame(data, event="change", id=version)
+
+
 class StreamClosed(Exception):
     """The hub stopped serving its subscribers (its subscription failed)."""
 
 
 class Subscriber:
-    """One open stream's mailbox: the latest frame not yet sent, nothing more."""
+    """One open stream's mailbox: the latest snapshot not yet sent, and the
+    changes not yet sent merged into one batch; nothing more."""
 
-    __slots__ = ("_closed", "_frame", "_ready", "final")
+    __slots__ = ("_changes", "_closed", "_frame", "_ready", "final")
 
     def __init__(self) -> None:
         self._frame: bytes | None = None
+        self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._ready = asyncio.Event()
         self._closed = False
         self.final = b""  # what the stream sends last when the hub closes it
@@ -74,17 +82,35 @@ class Subscriber:
         self._frame = frame  # replaces an unsent older snapshot
         self._ready.set()
 
+    def offer_changes(self, version: int, changes: ChangeBatch, frame: bytes) -> None:
+        """Changes framed once by the hub; merged with unsent ones (then framed
+        for this subscriber alone) so that a slow reader holds one bounded batch."""
+        if self._changes is not None:
+            merged = ChangeBatch(changes.limit)
+            merged.merge(self._changes[1])
+            merged.merge(changes)
+            changes, frame = merged, change_frame(version, merged.encode(version))
+        self._changes = (version, changes, frame)
+        self._ready.set()
+
     def close(self, final: bytes = b"") -> None:
         self._closed = True
         self.final = final
         self._ready.set()
 
     def take(self) -> bytes | None:
-        """The frame waiting now, if any, without waiting."""
-        if self._closed or self._frame is None:
+        """What is waiting now, if anything, without waiting."""
+        if self._closed:
             return None
         self._ready.clear()
+        return self._pending()
+
+    def _pending(self) -> bytes | None:
         frame, self._frame = self._frame, None
+        if self._changes is not None:
+            # The snapshot first: it already counts these changes.
+            frame = (frame or b"") + self._changes[2]
+            self._changes = None
         return frame
 
     async def next(self, heartbeat: float) -> bytes | None:
@@ -100,8 +126,7 @@ class Subscriber:
         if self._closed:
             raise StreamClosed
         self._ready.clear()
-        frame, self._frame = self._frame, None
-        return frame
+        return self._pending()
 
 
 def _snapshot_without_connection() -> Snapshot:
@@ -187,6 +212,18 @@ class Hub:
         for subscriber in self.subscribers:
             subscriber.offer(frame)
 
+    def _accept_changes(self, version: int, data: str) -> None:
+        if not self.subscribed:
+            return
+        try:
+            changes = ChangeBatch.decode(data, get_config()["CHANGE_LIMIT"])
+        except ValueError as exc:
+            logger.warning("graphapp: ignored a malformed change message: %s", exc)
+            return
+        frame = change_frame(version, data)
+        for subscriber in self.subscribers:
+            subscriber.offer_changes(version, changes, frame)
+
     def _on_message(self, message: dict[str, Any]) -> None:
         version, data, state = message.get("version"), message.get("data"), message.get("state")
         if (
@@ -198,6 +235,20 @@ class Hub:
             logger.warning("graphapp: ignored a malformed message on the group: %.200r", message)
             return
         self._accept(version, data, state)
+        changes = message.get("changes")
+        if changes is not None:
+            # Even when the statistics told nothing new (a node created and deleted
+            # within one window), the changes do.
+            self._on_changes(changes)
+
+    def _on_changes(self, changes: Any) -> None:
+        version, data = (
+            (changes.get("version"), changes.get("data")) if isinstance(changes, dict) else (0, 0)
+        )
+        if not isinstance(version, int) or not isinstance(data, str):
+            logger.warning("graphapp: ignored malformed changes on the group: %.200r", changes)
+            return
+        self._accept_changes(version, data)
 
     async def _read(self) -> None:
         layer = channel_layer()

@@ -1,7 +1,7 @@
 """Type aliases and message shapes shared by graphapp's modules."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -20,19 +20,31 @@ class Snapshot(TypedDict):
     at: str
 
 
+class ChangesPayload(TypedDict):
+    """The node changes of a publication's window: ``data`` is the ``change``
+    event's data already encoded (see :class:`graphapp.changes.ChangeBatch`),
+    ``version`` its SSE id (later than the snapshot's)."""
+
+    version: int
+    data: str
+
+
 class StatsMessage(TypedDict):
     """What the publisher sends to the channel-layer group (type ``graph.stats``).
 
     ``data`` is the snapshot already encoded as one line of JSON, so that every
     receiving process frames it without encoding it again; ``state`` identifies
     its statistics without version and time, so that a hub can drop a message
-    that would tell its clients nothing new.
+    that would tell its clients nothing new. ``changes``, when the window
+    changed nodes, rides along so that the broker carries one message per
+    publication; receivers that do not know it ignore it.
     """
 
     type: Literal["graph.stats"]
     version: int
     data: str
     state: str
+    changes: NotRequired[ChangesPayload]
 
 
 class ChannelLayer(Protocol):

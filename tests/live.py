@@ -70,11 +70,13 @@ class LiveServer:
             [sys.executable, "-m", "tests.site_setup"], cwd=ROOT, env=self.env(), check=True
         )
 
-    def start(self, *, setup: bool = True) -> None:
+    def start(self, *, setup: bool = True, port: int = 0) -> None:
         if setup:
             self.setup()
         listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
+        # The same port again after a restart, though its old connections linger in TIME_WAIT.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
         listener.listen(1024)
         self.port = listener.getsockname()[1]
         with open(self.log_path, "ab") as log:
@@ -117,6 +119,12 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def restart(self) -> None:
+        """Stop, then serve again on the same port and database (what browsers see
+        when a server is redeployed)."""
+        self.stop()
+        self.start(setup=False, port=self.port)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -185,12 +193,17 @@ async def create_node(
 
 
 class EventStream:
-    """An open SSE connection whose events a background task collects."""
+    """An open SSE connection whose events a background task collects.
+
+    ``next()`` reads what a client of the ``stats`` events reads; the ``change``
+    events wait apart, for ``next_change()``.
+    """
 
     def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
         self.client = client
         self.path = path
         self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
+        self.changes: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.response: httpx.Response | None = None
         self._opened: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._read())
@@ -200,7 +213,9 @@ class EventStream:
             async with aconnect_sse(self.client, "GET", self.path) as source:
                 self._opened.set_result(source.response)
                 async for event in source.aiter_sse():
-                    if event.data:
+                    if event.event == "change":
+                        await self.changes.put(event)
+                    elif event.data:
                         await self.events.put(event)
         except BaseException as exc:
             if not self._opened.done():
@@ -217,6 +232,12 @@ class EventStream:
     async def next_stats(self, within: float = EVENT_TIMEOUT) -> dict[str, Any]:
         event = await self.next(within)
         assert event.event == "stats", event
+        data: dict[str, Any] = json.loads(event.data)
+        data["_id"] = event.id
+        return data
+
+    async def next_change(self, within: float = EVENT_TIMEOUT) -> dict[str, Any]:
+        event = await asyncio.wait_for(self.changes.get(), within)
         data: dict[str, Any] = json.loads(event.data)
         data["_id"] = event.id
         return data

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.live import LiveServer, create_node, logged_in
+from tests.live import ROOT, LiveServer, create_node, logged_in, post_json
 from tests.site_setup import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,17 +42,34 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def signed_in_page(browser: Browser, server: LiveServer, path: str) -> Page:
-    page = await browser.new_page()
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+async def sign_in(page: Page, server: LiveServer, path: str, username: str = "admin") -> Page:
     await page.goto(f"{server.url}/accounts/login/?next={path}")
-    await page.fill("#id_username", "admin")
+    await page.fill("#id_username", username)
     await page.fill("#id_password", PASSWORD)
     await page.click("input[type=submit]")
+    return page
+
+
+async def until_live(page: Page) -> Page:
     await page.wait_for_selector('.graphapp-state[data-state="live"]')
     await page.wait_for_function(
         "document.querySelector('[data-stat=nodes]').textContent !== '\\u2013'"
     )
     return page
+
+
+async def signed_in_page(browser: Browser, server: LiveServer, path: str) -> Page:
+    return await until_live(await sign_in(await browser.new_page(), server, path))
+
+
+async def open_live(context: BrowserContext, server: LiveServer, path: str) -> Page:
+    """Another tab of a signed-in browser."""
+    page = await context.new_page()
+    await page.goto(f"{server.url}{path}")
+    return await until_live(page)
 
 
 def shows_nodes(count: int) -> str:
@@ -81,3 +99,257 @@ async def test_page_updates_without_a_reload(
     assert await page.text_content(".graphapp-state") == "live"
     # Still the same document: a reload would have dropped this marker.
     assert await page.evaluate("window.graphappTestMarker") == "kept"
+
+
+# -- helpers for the scenario tests ------------------------------------------------
+
+
+async def api_stats(server: LiveServer) -> dict[str, Any]:
+    async with logged_in(server, "viewer") as viewer:
+        stats: dict[str, Any] = (await viewer.get("/graph/api/stats/")).json()
+        return stats
+
+
+async def open_streams(server: LiveServer) -> int:
+    async with logged_in(server, "admin") as admin:
+        streams: int = (await admin.get("/graph/api/health/")).json()["streams"]
+        return streams
+
+
+async def feed_keys(page: Page) -> list[str]:
+    keys: list[str] = await page.eval_on_selector_all(
+        "[data-feed] li[data-key]", "items => items.map(item => item.dataset.key)"
+    )
+    return keys
+
+
+def feed_entry(kind: str, node_id: int | str) -> str:
+    return f'[data-feed] li[data-kind="{kind}"][data-node="{node_id}"]'
+
+
+async def admin_form_save(page: Page, server: LiveServer, path: str, **fields: str) -> None:
+    await page.goto(f"{server.url}{path}")
+    for name, value in fields.items():
+        if name == "node_type":
+            await page.select_option("#id_node_type", value)
+        else:
+            await page.fill(f"#id_{name}", value)
+    await page.click("input[name=_save]")
+    await page.wait_for_selector(".messagelist .success")
+
+
+async def screenshot(page: Page, name: str, *, dark: bool) -> None:
+    await page.emulate_media(color_scheme="dark" if dark else "light")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / f"{name}-{'dark' if dark else 'light'}.png")
+    await page.emulate_media(color_scheme="light")
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """One browser profile: its tabs share cookies and the shared stream worker."""
+    made = await browser.new_context(viewport={"width": 1100, "height": 900})
+    yield made
+    await made.close()
+
+
+# -- the scenarios -------------------------------------------------------------------
+
+
+async def test_admin_changes_show_on_the_live_page_and_the_admin_list(
+    browser: Browser, context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server()
+    seeded = server.manage("graph_seed", "--nodes", "120", "--edges", "200", "--seed", "5")
+    assert seeded.returncode == 0, seeded.stderr
+    live = await until_live(await sign_in(await context.new_page(), server, "/graph/live/"))
+    await live.wait_for_function(shows_nodes(120))
+    listing = await open_live(context, server, "/admin/graphapp/node/")
+    hot_before = (await api_stats(server))["tiers"]["HOT"]
+    await listing.wait_for_function(
+        f"document.querySelector('[data-live-count=\"tiers.HOT\"]').textContent == '({hot_before})'"
+    )
+
+    # A second browser, the operator's, edits through the admin.
+    operator = await signed_in_page(browser, server, "/admin/")
+    await admin_form_save(
+        operator,
+        server,
+        "/admin/graphapp/node/add/",
+        content="Seen live in the browser",
+        node_type="DREAM",
+        momentum="0.95",
+    )
+    created = live.locator('[data-feed] li[data-kind="created"]').first
+    await created.wait_for()
+    node_id = await created.get_attribute("data-node")
+    assert node_id is not None
+    assert "created in" in (await created.text_content() or "")
+    assert "DREAM" in (await created.text_content() or "")
+    link = created.locator("a")
+    assert await link.get_attribute("href") == f"/admin/graphapp/node/{node_id}/change/"
+    await live.wait_for_function(shows_nodes(121))
+    assert await live.text_content('[data-delta="nodes"]') == "+1"
+    await listing.wait_for_function(shows_nodes(121))
+    await listing.wait_for_function(
+        "document.querySelector('[data-live-count=\"tiers.HOT\"]').textContent"
+        f" == '({hot_before + 1})'"
+    )
+
+    await admin_form_save(
+        operator, server, f"/admin/graphapp/node/{node_id}/change/", momentum="0.1"
+    )
+    moved = live.locator(feed_entry("tier", node_id))
+    await moved.wait_for()
+    assert "moved from HOT to COLD" in " ".join((await moved.text_content() or "").split())
+    await listing.wait_for_function(
+        "document.querySelector('[data-live-count=\"tiers.HOT\"]').textContent"
+        f" == '({hot_before})'"
+    )
+
+    # Edges in both directions on the node's change page.
+    await admin_form_save(
+        operator,
+        server,
+        "/admin/graphapp/edge/add/",
+        source=node_id,
+        target="1",
+        relation="improves",
+        weight="0.5",
+    )
+    await admin_form_save(
+        operator, server, "/admin/graphapp/edge/add/", source="2", target=node_id, weight="0.7"
+    )
+    await operator.goto(f"{server.url}/admin/graphapp/node/{node_id}/change/")
+    outgoing = operator.locator("#outgoing-group")
+    incoming = operator.locator("#incoming-group")
+    assert await outgoing.locator("tr.form-row.has_original").count() == 1
+    assert await incoming.locator("tr.form-row.has_original").count() == 1
+    assert await outgoing.locator('input[name$="-target"]').first.input_value() == "1"
+    assert await incoming.locator('input[name$="-source"]').first.input_value() == "2"
+
+    await operator.goto(f"{server.url}/admin/graphapp/node/{node_id}/delete/")
+    await operator.click("input[type=submit]")
+    await operator.wait_for_selector(".messagelist .success")
+    deleted = live.locator(feed_entry("deleted", node_id))
+    await deleted.wait_for()
+    assert await deleted.locator("a").count() == 0  # nothing left to link to
+    await live.wait_for_function(shows_nodes(120))
+    assert await live.text_content('[data-delta="nodes"]') == "\u00b10"
+    keys = await feed_keys(live)
+    assert len(keys) == len(set(keys))
+
+    # A burst of more than a screenful is one line, not forty.
+    async with logged_in(server, "editor") as editor:
+        burst = [{"content": f"burst {i}", "node_type": "CODE", "momentum": 0.5} for i in range(40)]
+        answer = await post_json(editor, server, "/graph/api/nodes/", burst)
+        assert answer.status_code == 201
+    summary = live.locator('[data-feed] li[data-kind="summary"]').first
+    await summary.wait_for()
+    assert "+40 nodes created" in (await summary.text_content() or "")
+    await live.wait_for_function(shows_nodes(160))
+    assert await live.text_content('[data-delta="nodes"]') == "+40"
+
+    await live.wait_for_selector("[data-chart-line][points*=' ']")
+    for dark in (False, True):
+        await screenshot(live, "live-page", dark=dark)
+        await screenshot(listing, "admin-node-list", dark=dark)
+    index = await open_live(context, server, "/admin/")
+    for dark in (False, True):
+        await screenshot(index, "admin-index", dark=dark)
+    await operator.context.close()
+
+
+async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
+    context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server()
+    page = await until_live(await sign_in(await context.new_page(), server, "/graph/live/"))
+    port = server.port
+    server.stop()
+    await page.wait_for_selector('.graphapp-state[data-state="reconnecting"]')
+    # Meanwhile another process changes the graph: the page must show it afterwards.
+    shell = server.manage(
+        "shell",
+        "-c",
+        "from graphapp.models import Node; "
+        "Node.objects.create(content='while the server was down', node_type='FACT')",
+    )
+    assert shell.returncode == 0, shell.stderr
+    server.start(setup=False, port=port)
+    await page.wait_for_selector('.graphapp-state[data-state="live"]')
+    truth = await api_stats(server)
+    await page.wait_for_function(shows_nodes(truth["nodes"]))
+    assert truth["nodes"] == 1
+    await page.wait_for_selector('[data-feed] li[data-kind="note"]')
+    async with logged_in(server, "editor") as editor:
+        created = await create_node(editor, server, node_type="CODE")
+    await page.locator(feed_entry("created", created["id"])).wait_for()
+    await page.wait_for_function(shows_nodes(2))
+    keys = await feed_keys(page)
+    assert len(keys) == len(set(keys))
+    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 1
+    assert await page.text_content(".graphapp-state") == "live"
+
+
+async def test_eight_tabs_share_one_stream(
+    context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server()
+    first = await until_live(await sign_in(await context.new_page(), server, "/graph/live/"))
+    tabs = [first] + [await open_live(context, server, "/graph/live/") for _ in range(7)]
+    for tab in tabs:
+        assert await tab.get_attribute("[data-graphapp-panel]", "data-transport") == (
+            "shared-worker"
+        )
+    assert 1 <= await open_streams(server) <= 2
+    async with logged_in(server, "editor") as editor:
+        created = await create_node(editor, server, node_type="ENTITY")
+    for tab in tabs:
+        await tab.locator(feed_entry("created", created["id"])).wait_for()
+        await tab.wait_for_function(shows_nodes(1))
+        assert await tab.text_content(".graphapp-state") == "live"
+    for tab in tabs[1:]:
+        await tab.close()
+    # The remaining tab still streams, through the same worker.
+    async with logged_in(server, "editor") as editor:
+        await create_node(editor, server)
+    await first.wait_for_function(shows_nodes(2))
+
+
+async def test_without_shared_worker_each_tab_streams_on_its_own(
+    context: BrowserContext, live_server_default: LiveServer
+) -> None:
+    await context.add_init_script("delete window.SharedWorker")
+    page = await until_live(
+        await sign_in(await context.new_page(), live_server_default, "/graph/live/")
+    )
+    assert await page.get_attribute("[data-graphapp-panel]", "data-transport") == "page"
+    current = (await api_stats(live_server_default))["nodes"]
+    async with logged_in(live_server_default, "editor") as editor:
+        await create_node(editor, live_server_default)
+    await page.wait_for_function(shows_nodes(current + 1))
+
+
+async def test_live_page_fits_a_phone_and_labels_what_it_shows(
+    browser: Browser, live_server_default: LiveServer
+) -> None:
+    phone = await browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    try:
+        page = await until_live(
+            await sign_in(await phone.new_page(), live_server_default, "/graph/live/")
+        )
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert await page.get_attribute(".graphapp-state", "role") == "status"
+        assert await page.get_attribute(".graphapp-chart svg", "role") == "img"
+        # Every bar names its tier or type in text, not only in colour.
+        labels = await page.locator('[data-bars="types"] .graphapp-bar__label').all_text_contents()
+        assert labels == ["FACT", "CONCEPT", "CODE", "DREAM", "ENTITY"]
+    finally:
+        await phone.close()
+
+
+def test_screenshots_are_shown_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for name in ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark"):
+        assert f"docs/screenshots/{name}.png" in readme, name

@@ -18,6 +18,7 @@ def test_get_config_defaults():
         "COALESCE_WINDOW": 0.1,
         "HEARTBEAT": 15.0,
         "RETRY": 3000,
+        "CHANGE_LIMIT": 20,
         "SEND_TIMEOUT": 5.0,
         "WATCH_INTERVAL": 0.25,
         "REVALIDATE_INTERVAL": 60.0,
@@ -106,6 +107,9 @@ def test_get_config_setting_that_is_not_a_dict():
         ("SHUTDOWN_TIMEOUT", "3"),
         ("EDGES", 1),
         ("ENTANGLEMENT", "no"),
+        ("CHANGE_LIMIT", 0),
+        ("CHANGE_LIMIT", 2.5),
+        ("CHANGE_LIMIT", True),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):

@@ -156,11 +156,40 @@ async def test_hub_receives_what_a_save_publishes() -> None:
         await sync_to_async(save_and_close)("seen by the hub")
         frame = await subscriber.next(5)
         assert frame is not None
-        data = json.loads(frame.split(b"data: ", 1)[1])
+        # The snapshot first (its change event may follow in the same read).
+        data = json.loads(frame.split(b"data: ", 1)[1].split(b"\n", 1)[0])
         assert data["nodes"] == json.loads(first.split(b"data: ", 1)[1])["nodes"] + 1
+        # The publication goes on with its change message, on this loop: let it
+        # finish before the test's loop closes.
+        assert await sync_to_async(publisher.flush)(10)
     finally:
         hub.unsubscribe(subscriber)
     assert not hub.subscribed
+
+
+async def test_hub_sends_the_change_after_the_snapshot_that_shows_it() -> None:
+    hub = get_hub()
+    subscriber = await hub.subscribe()
+    try:
+        assert await subscriber.next(5) is not None
+        await sync_to_async(save_and_close)("a change")
+        frames = b""
+        while b"event: change" not in frames:
+            frame = await subscriber.next(5)
+            assert frame is not None, "no change event"
+            frames += frame
+        assert await sync_to_async(publisher.flush)(10)
+    finally:
+        hub.unsubscribe(subscriber)
+    stats_at, change_at = frames.index(b"event: stats"), frames.index(b"event: change")
+    assert stats_at < change_at
+    data = json.loads(frames[change_at:].split(b"data: ", 1)[1])
+    assert data["summary"] == {}
+    assert [(c["kind"], c["node_type"], c["tier"]) for c in data["changes"]] == [
+        ("created", "FACT", "HOT")
+    ]
+    stats_id = int(frames[:stats_at].rsplit(b"id: ", 1)[1].split(b"\n", 1)[0])
+    assert data["version"] > stats_id
 
 
 def test_a_failing_receiver_does_not_stop_the_publisher(

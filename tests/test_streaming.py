@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from django.db import DatabaseError
 
+from graphapp.changes import ChangeBatch, change
 from graphapp.streaming import (
     HEARTBEAT_FRAME,
     Hub,
     StreamClosed,
     Subscriber,
+    change_frame,
     sse_frame,
     stats_frame,
 )
@@ -164,3 +167,56 @@ async def test_hub_forgets_a_subscriber_whose_first_load_failed() -> None:
         await hub.subscribe()
     assert hub.subscribers == set()
     assert not hub.subscribed
+
+
+def test_change_frame_carries_the_version_as_id_and_the_change_event() -> None:
+    assert change_frame(7, '{"changes":[]}') == b'id: 7\nevent: change\ndata: {"changes":[]}\n\n'
+
+
+def offer_changes(subscriber: Subscriber, version: int, batch: ChangeBatch) -> bytes:
+    frame = change_frame(version, batch.encode(version))
+    subscriber.offer_changes(version, batch, frame)
+    return frame
+
+
+def change_data(frame: bytes) -> dict[str, object]:
+    """The data of the change event in ``frame`` (which may hold a stats event first)."""
+    event = frame.split(b"event: change\n", 1)[1]
+    data: dict[str, object] = json.loads(event.split(b"data: ", 1)[1])
+    return data
+
+
+async def test_subscriber_sends_the_snapshot_then_the_changes_framed_by_the_hub() -> None:
+    subscriber = Subscriber()
+    subscriber.offer(b"id: 1\nevent: stats\ndata: {}\n\n")
+    shared = offer_changes(subscriber, 2, ChangeBatch.of(20, [change("created", 5, "FACT", "HOT")]))
+    frame = await subscriber.next(1.0)
+    # The hub's bytes as they are: nothing framed again for a reader that keeps up.
+    assert frame == b"id: 1\nevent: stats\ndata: {}\n\n" + shared
+    assert await subscriber.next(0.01) is None
+
+
+async def test_subscriber_slow_reader_gets_pending_changes_merged_into_one_event() -> None:
+    subscriber = Subscriber()
+    offer_changes(subscriber, 1, ChangeBatch.of(20, [change("created", 1, "FACT", "HOT")]))
+    offer_changes(subscriber, 2, ChangeBatch.of(20, [change("deleted", 1, "FACT", "HOT")]))
+    frame = await subscriber.next(1.0)
+    assert frame is not None
+    assert frame.count(b"event: change") == 1
+    assert frame.startswith(b"id: 2\n")
+    assert change_data(frame) == {
+        "version": 2,
+        "changes": [change("created", 1, "FACT", "HOT"), change("deleted", 1, "FACT", "HOT")],
+        "summary": {},
+    }
+
+
+async def test_subscriber_slow_reader_holds_a_bounded_summary_of_a_long_burst() -> None:
+    subscriber = Subscriber()
+    for version in range(1, 2001):
+        batch = ChangeBatch.of(20, [change("created", version, "CODE", "WARM")])
+        offer_changes(subscriber, version, batch)
+    frame = await subscriber.next(1.0)
+    assert frame is not None
+    assert len(frame) < 200
+    assert change_data(frame) == {"version": 2000, "changes": [], "summary": {"created": 2000}}

@@ -90,7 +90,7 @@ class Command(BaseCommand):
                 ),
                 batch_size=BATCH,
             )
-            publish_on_commit()  # bulk_create sends no post_save
+            publish_on_commit(created=len(created))  # bulk_create sends no post_save
         wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Created {nodes} nodes and {edges} edges."))
 

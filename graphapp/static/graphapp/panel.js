@@ -1,71 +1,287 @@
-/* graphapp live panel: one EventSource per panel, drawn from each `stats` event.
- * Plain JS, no build step. Every event carries the whole snapshot. */
+/* graphapp live panel: totals with their change since the page opened, bars
+ * per tier and type, a chart of the node count, a feed of node changes, and a
+ * connection badge. Fed by GraphappStream (stream.js): one stream per browser.
+ * Plain JS, no build step, nothing from another host. Every `stats` event
+ * carries the whole snapshot; `change` events list node changes (or count them). */
 (function () {
   "use strict";
 
   var TIER_ORDER = ["HOT", "WARM", "COLD"];
-  var CLOSED_RETRY_MS = 5000;
+  var TYPE_ORDER = ["FACT", "CONCEPT", "CODE", "DREAM", "ENTITY"];
+  var FEED_MAX = 50; // entries kept
+  var FEED_SCREEN = 20; // more in one event than fit on a screen: one summary line
+  var CHART_MINUTES = 10;
+  var CHART_TICK_MS = 5000;
+  var STATE_TEXT = {
+    connecting: "Connecting to the server",
+    live: "Connected: the numbers are current",
+    reconnecting: "Connection lost; reconnecting",
+    offline: "Offline: the numbers may be out of date; still retrying",
+  };
+  var SUMMARY_TEXT = {
+    created: ["+", "node created", "nodes created"],
+    deleted: ["\u2212", "node deleted", "nodes deleted"],
+    tier: ["", "node changed tier", "nodes changed tier"],
+    updated: ["", "node updated", "nodes updated"],
+  };
 
-  function setState(panel, state) {
-    var badge = panel.querySelector(".graphapp-state");
-    badge.dataset.state = state;
-    badge.textContent = state;
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
   }
 
-  function drawBars(list, counts, total, order) {
+  function number(value) { return Number(value).toLocaleString(); }
+
+  function keyClass(key) { return "graphapp-key-" + String(key).toLowerCase(); }
+
+  function signed(delta, digits) {
+    var text = digits ? Math.abs(delta).toFixed(digits) : number(Math.abs(delta));
+    if (delta > 0) return "+" + text;
+    if (delta < 0) return "\u2212" + text;
+    return "\u00b10";
+  }
+
+  /* A tier or type: colour swatch plus its name, so colour is never the only cue. */
+  function chip(key) {
+    var span = el("span", "graphapp-chip");
+    var swatch = el("span", "graphapp-swatch " + keyClass(key));
+    swatch.setAttribute("aria-hidden", "true");
+    span.append(swatch, key);
+    return span;
+  }
+
+  function Panel(root) {
+    this.root = root;
+    this.baseline = null;
+    this.snapshot = null;
+    this.samples = []; // [time ms, nodes]
+    this.seen = {}; // change event ids already shown
+    this.seenOrder = [];
+    this.state = "connecting";
+    this.everLive = false;
+    this.lostAt = null;
+    this.adminUrl = root.dataset.adminUrl || "";
+    this.find("opened").dateTime = new Date().toISOString();
+    this.find("opened").textContent = new Date().toLocaleTimeString();
+    setInterval(this.tick.bind(this), CHART_TICK_MS);
+  }
+
+  Panel.prototype.find = function (stat) {
+    return this.root.querySelector('[data-stat="' + stat + '"]');
+  };
+
+  Panel.prototype.receive = function (message) {
+    if (message.transport) this.root.dataset.transport = message.transport;
+    if (message.type === "state") this.setState(message.state);
+    else if (message.type === "stats") this.render(JSON.parse(message.data));
+    else if (message.type === "change") this.changed(message.id, JSON.parse(message.data));
+  };
+
+  Panel.prototype.setState = function (state) {
+    var badge = this.root.querySelector(".graphapp-state");
+    if (state === "live" && this.lostAt !== null && this.everLive) {
+      this.note("Reconnected. Changes made while disconnected are in the numbers, not in this list.");
+    }
+    if (state === "live") { this.everLive = true; this.lostAt = null; }
+    else if (state !== "connecting" && this.lostAt === null) this.lostAt = new Date();
+    this.state = state;
+    badge.dataset.state = state;
+    badge.textContent = state;
+    badge.title = STATE_TEXT[state] || state;
+    this.root.dataset.state = state;
+  };
+
+  Panel.prototype.render = function (snapshot) {
+    if (!this.baseline) this.baseline = snapshot;
+    this.snapshot = snapshot;
+    var base = this.baseline;
+    this.find("nodes").textContent = number(snapshot.nodes);
+    // edges and avg_entanglement are null where the server does not compute them
+    // (GRAPHAPP["EDGES"] / ["ENTANGLEMENT"] off).
+    var edges = snapshot.edges, entanglement = snapshot.avg_entanglement;
+    this.find("edges").textContent = edges === null ? "not counted" : number(edges);
+    this.find("avg_entanglement").textContent =
+      entanglement === null ? "not computed" : entanglement.toFixed(3);
+    this.delta("nodes", snapshot.nodes - base.nodes, 0);
+    this.delta("edges", edges === null ? null : edges - base.edges, 0);
+    this.delta("avg_entanglement",
+      entanglement === null ? null : entanglement - base.avg_entanglement, 3);
+    var at = this.find("at");
+    at.dateTime = snapshot.at;
+    at.textContent = new Date(snapshot.at).toLocaleTimeString();
+    this.bars("tiers", snapshot.tiers, snapshot.nodes, TIER_ORDER);
+    this.bars("types", snapshot.types, snapshot.nodes, TYPE_ORDER);
+    this.root.dataset.version = snapshot.version;
+    liveCounts(snapshot);
+    this.sample(snapshot.nodes);
+  };
+
+  Panel.prototype.delta = function (stat, delta, digits) {
+    var node = this.root.querySelector('[data-delta="' + stat + '"]');
+    if (delta === null || Number.isNaN(delta)) {
+      node.textContent = "";
+      node.dataset.sign = "none";
+      return;
+    }
+    var rounded = digits ? Number(delta.toFixed(digits)) : delta;
+    node.textContent = signed(rounded, digits);
+    node.dataset.sign = rounded > 0 ? "up" : rounded < 0 ? "down" : "none";
+    node.title = "Change since this page opened";
+  };
+
+  Panel.prototype.bars = function (name, counts, total, order) {
+    var list = this.root.querySelector('[data-bars="' + name + '"]');
     var keys = order.filter(function (k) { return k in counts; })
       .concat(Object.keys(counts).filter(function (k) { return order.indexOf(k) < 0; }));
     list.replaceChildren.apply(list, keys.map(function (key) {
-      var item = document.createElement("li");
+      var share = total ? (100 * counts[key]) / total : 0;
+      var item = el("li");
       item.dataset.key = key;
-      var label = document.createElement("span");
-      label.className = "graphapp-bar__label";
-      label.textContent = key;
-      var track = document.createElement("span");
-      track.className = "graphapp-bar__track";
-      var bar = document.createElement("span");
-      bar.className = "graphapp-bar__fill graphapp-key-" + key.toLowerCase();
-      bar.style.width = (total ? (100 * counts[key] / total) : 0) + "%";
+      var label = el("span", "graphapp-bar__label");
+      label.append(chip(key));
+      var track = el("span", "graphapp-bar__track");
+      track.setAttribute("role", "presentation");
+      var bar = el("span", "graphapp-bar__fill " + keyClass(key));
+      bar.style.width = share + "%";
       track.appendChild(bar);
-      var value = document.createElement("span");
-      value.className = "graphapp-bar__value";
+      var value = el("span", "graphapp-bar__value", number(counts[key]));
       value.dataset.count = key;
-      value.textContent = counts[key].toLocaleString();
+      value.title = Math.round(share) + "% of all nodes";
       item.append(label, track, value);
       return item;
     }));
-  }
+  };
 
-  function render(panel, snapshot) {
-    panel.querySelector('[data-stat="nodes"]').textContent = snapshot.nodes.toLocaleString();
-    panel.querySelector('[data-stat="edges"]').textContent = snapshot.edges.toLocaleString();
-    panel.querySelector('[data-stat="avg_entanglement"]').textContent =
-      snapshot.avg_entanglement.toFixed(3);
-    var at = panel.querySelector('[data-stat="at"]');
-    at.dateTime = snapshot.at;
-    at.textContent = new Date(snapshot.at).toLocaleTimeString();
-    drawBars(panel.querySelector('[data-bars="tiers"]'), snapshot.tiers, snapshot.nodes, TIER_ORDER);
-    drawBars(panel.querySelector('[data-bars="types"]'), snapshot.types, snapshot.nodes, []);
-    panel.dataset.version = snapshot.version;
-  }
+  /* -- the chart ---------------------------------------------------------- */
 
-  function connect(panel) {
-    var source = new EventSource(panel.dataset.eventsUrl);
-    source.addEventListener("open", function () { setState(panel, "live"); });
-    source.addEventListener("stats", function (event) {
-      render(panel, JSON.parse(event.data));
-      setState(panel, "live");
+  Panel.prototype.sample = function (nodes) {
+    var now = Date.now();
+    this.samples.push([now, nodes]);
+    var since = now - CHART_MINUTES * 60000;
+    while (this.samples.length > 2 && this.samples[1][0] < since) this.samples.shift();
+    this.drawChart();
+  };
+
+  Panel.prototype.tick = function () {
+    // The line keeps moving while nothing changes (and stays flat, truthfully).
+    if (this.snapshot && this.state === "live") this.sample(this.snapshot.nodes);
+  };
+
+  Panel.prototype.drawChart = function () {
+    var samples = this.samples;
+    var line = this.root.querySelector("[data-chart-line]");
+    var summary = this.root.querySelector("[data-chart-summary]");
+    if (!line || !samples.length) return;
+    var end = samples[samples.length - 1][0];
+    // A page younger than the window draws what it has across the whole width.
+    var start = Math.max(end - CHART_MINUTES * 60000, samples[0][0]);
+    if (end - start < 1000) start = end - 1000;
+    var values = samples.map(function (s) { return s[1]; });
+    var low = Math.min.apply(null, values);
+    var high = Math.max.apply(null, values);
+    var span = high - low || 1;
+    line.setAttribute("points", samples.map(function (s) {
+      var x = Math.max(0, ((s[0] - start) / (end - start)) * 300);
+      var y = 74 - ((s[1] - low) / span) * 68;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" "));
+    summary.textContent = "From " + number(values[0]) + " to " + number(values[values.length - 1]) +
+      " nodes (lowest " + number(low) + ", highest " + number(high) + ").";
+  };
+
+  /* -- the feed ----------------------------------------------------------- */
+
+  Panel.prototype.changed = function (id, data) {
+    // The same event twice (a tab handed a stream over, a replay) is shown once.
+    var key = id || String(data.version);
+    if (this.seen[key]) return;
+    this.seen[key] = true;
+    this.seenOrder.push(key);
+    if (this.seenOrder.length > 500) delete this.seen[this.seenOrder.shift()];
+    var at = new Date();
+    var entries = [];
+    var summary = Object.assign({}, data.summary);
+    if (data.changes.length > FEED_SCREEN) {
+      data.changes.forEach(function (item) { summary[item.kind] = (summary[item.kind] || 0) + 1; });
+    } else {
+      data.changes.forEach(function (item, index) {
+        entries.push(this.nodeEntry(item, key + ":" + index, at));
+      }, this);
+    }
+    Object.keys(SUMMARY_TEXT).forEach(function (kind) {
+      if (summary[kind]) entries.push(this.summaryEntry(kind, summary[kind], key + ":" + kind, at));
+    }, this);
+    this.prepend(entries.reverse());
+  };
+
+  Panel.prototype.entry = function (key, kind, at) {
+    var item = el("li", "graphapp-feed__item graphapp-feed__item--" + kind);
+    item.dataset.key = key;
+    item.dataset.kind = kind;
+    var time = el("time", "graphapp-feed__time", at.toLocaleTimeString());
+    time.dateTime = at.toISOString();
+    item.append(time, " ");
+    return item;
+  };
+
+  Panel.prototype.nodeEntry = function (change, key, at) {
+    var item = this.entry(key, change.kind, at);
+    item.dataset.node = change.id;
+    var name = "Node #" + change.id;
+    var label = el("span", "graphapp-feed__node");
+    if (this.adminUrl && change.kind !== "deleted") {
+      var link = el("a", "", name);
+      link.href = this.adminUrl.replace(/\/0\/change\/$/, "/" + change.id + "/change/");
+      label.append(link);
+    } else {
+      label.textContent = name;
+    }
+    item.append(label, " ", chip(change.node_type), " ");
+    if (change.kind === "created") item.append("created in ", chip(change.tier));
+    else if (change.kind === "deleted") item.append("deleted from ", chip(change.tier));
+    else if (change.kind === "tier") item.append("moved from ", chip(change.from), " to ", chip(change.tier));
+    else item.append(change.kind);
+    return item;
+  };
+
+  Panel.prototype.summaryEntry = function (kind, count, key, at) {
+    var item = this.entry(key, "summary", at);
+    var words = SUMMARY_TEXT[kind];
+    item.append(el("strong", "", words[0] + number(count) + " " + (count === 1 ? words[1] : words[2])));
+    return item;
+  };
+
+  Panel.prototype.note = function (text) {
+    var at = new Date();
+    var item = this.entry("note:" + at.getTime(), "note", at);
+    item.append(text);
+    this.prepend([item]);
+  };
+
+  Panel.prototype.prepend = function (entries) {
+    if (!entries.length) return;
+    var feed = this.root.querySelector("[data-feed]");
+    var empty = feed.querySelector("[data-feed-empty]");
+    if (empty) empty.remove();
+    feed.prepend.apply(feed, entries);
+    while (feed.children.length > FEED_MAX) feed.lastElementChild.remove();
+  };
+
+  /* Counts shown elsewhere on the page (the admin's filters): data-live-count="tiers.HOT". */
+  function liveCounts(snapshot) {
+    document.querySelectorAll("[data-live-count]").forEach(function (node) {
+      var path = node.dataset.liveCount.split(".");
+      var group = snapshot[path[0]];
+      if (group && path[1] in group) node.textContent = "(" + number(group[path[1]]) + ")";
     });
-    source.addEventListener("error", function () {
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (an error status): try again ourselves.
-        setState(panel, "offline");
-        setTimeout(function () { connect(panel); }, CLOSED_RETRY_MS);
-      } else {
-        setState(panel, "reconnecting");
-      }
-    });
   }
 
-  document.querySelectorAll("[data-graphapp-panel]").forEach(connect);
+  document.querySelectorAll("[data-graphapp-panel]").forEach(function (root) {
+    var panel = new Panel(root);
+    window.GraphappStream.subscribe(
+      root.dataset.eventsUrl, root.dataset.workerUrl, panel.receive.bind(panel)
+    );
+  });
 })();

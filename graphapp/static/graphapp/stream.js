@@ -1,0 +1,176 @@
+/* graphapp stream: one EventSource with its own reconnection (back-off with
+ * jitter), shared by every tab of a browser.
+ *
+ * Loaded as a SharedWorker it serves all the tabs of one origin from one
+ * connection (browsers allow 6 HTTP/1.1 connections per host; 8 tabs with a
+ * stream each would starve the seventh). Loaded as a page script it defines
+ * window.GraphappStream for browsers without SharedWorker.
+ *
+ * Messages to a subscriber: {type: "state", state}, {type: "stats", id, data},
+ * {type: "change", id, data}; `data` as the server sent it (a JSON string).
+ */
+(function (scope) {
+  "use strict";
+
+  var FIRST_DELAY_MS = 500;
+  var MAX_DELAY_MS = 30000;
+  var OFFLINE_AFTER_FAILURES = 5;
+
+  function Connection(url, emit) {
+    this.url = url;
+    this.emit = emit;
+    this.failures = 0;
+    this.source = null;
+    this.timer = null;
+    this.state = "connecting";
+    this.closed = false;
+    this.open();
+  }
+
+  Connection.prototype.setState = function (state) {
+    if (state === this.state) return;
+    this.state = state;
+    this.emit({ type: "state", state: state });
+  };
+
+  Connection.prototype.open = function () {
+    var self = this;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.source) this.source.close();
+    var source = (this.source = new EventSource(this.url));
+    source.addEventListener("stats", function (event) {
+      // Live only once the server has told the current truth on this connection.
+      self.failures = 0;
+      self.setState("live");
+      self.emit({ type: "stats", id: event.lastEventId, data: event.data });
+    });
+    source.addEventListener("change", function (event) {
+      self.emit({ type: "change", id: event.lastEventId, data: event.data });
+    });
+    source.addEventListener("error", function () {
+      if (source !== self.source || self.closed) return;
+      // The browser's own retry has no back-off and stops for good on an error
+      // status: close and retry ourselves.
+      source.close();
+      self.source = null;
+      self.retry();
+    });
+  };
+
+  Connection.prototype.retry = function () {
+    this.failures += 1;
+    var offline = scope.navigator.onLine === false || this.failures > OFFLINE_AFTER_FAILURES;
+    this.setState(offline ? "offline" : "reconnecting");
+    var delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * Math.pow(2, this.failures - 1));
+    // Jitter: after a restart, a thousand wall screens must not come back at once.
+    delay = delay / 2 + (Math.random() * delay) / 2;
+    this.timer = setTimeout(this.open.bind(this), delay);
+  };
+
+  Connection.prototype.wake = function () {
+    // The network is back: try now instead of at the end of a long back-off.
+    if (this.timer !== null) this.open();
+  };
+
+  Connection.prototype.close = function () {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.source) this.source.close();
+    this.source = null;
+  };
+
+  var isSharedWorker =
+    typeof SharedWorkerGlobalScope !== "undefined" && scope instanceof SharedWorkerGlobalScope;
+
+  if (isSharedWorker) {
+    var streams = {}; // url -> {connection, ports, state, stats}
+
+    var broadcast = function (stream, message) {
+      if (message.type === "state") stream.state = message.state;
+      if (message.type === "stats") stream.stats = message;
+      stream.ports.forEach(function (port) { port.postMessage(message); });
+    };
+
+    var subscribe = function (port, url) {
+      var stream = streams[url];
+      if (!stream) {
+        stream = streams[url] = { ports: [], state: "connecting", stats: null };
+        stream.connection = new Connection(url, function (message) { broadcast(stream, message); });
+      }
+      if (stream.ports.indexOf(port) < 0) stream.ports.push(port);
+      // A new tab starts from the current truth: the state and the latest snapshot.
+      port.postMessage({ type: "state", state: stream.state, transport: "shared-worker" });
+      if (stream.stats) port.postMessage(stream.stats);
+    };
+
+    var unsubscribe = function (port, url) {
+      var stream = streams[url];
+      if (!stream) return;
+      stream.ports = stream.ports.filter(function (other) { return other !== port; });
+      if (!stream.ports.length) {
+        stream.connection.close();
+        delete streams[url];
+      }
+    };
+
+    scope.addEventListener("connect", function (event) {
+      var port = event.ports[0];
+      port.addEventListener("message", function (message) {
+        var request = message.data || {};
+        if (request.type === "subscribe") subscribe(port, request.url);
+        else if (request.type === "unsubscribe") unsubscribe(port, request.url);
+      });
+      port.start();
+    });
+    scope.addEventListener("online", function () {
+      Object.keys(streams).forEach(function (url) { streams[url].connection.wake(); });
+    });
+    return;
+  }
+
+  /* In a page: subscribe through the shared worker when there is one, else
+   * with an EventSource of the page's own. Returns nothing; `onMessage` gets
+   * every message, the first one saying which transport serves it. */
+  function connectInPage(url, onMessage) {
+    onMessage({ type: "state", state: "connecting", transport: "page" });
+    var connection = new Connection(url, onMessage);
+    scope.addEventListener("online", function () { connection.wake(); });
+    return connection;
+  }
+
+  function subscribe(url, workerUrl, onMessage) {
+    var absolute = new URL(url, scope.location.href).href;
+    if (typeof SharedWorker !== "function" || !workerUrl) {
+      connectInPage(absolute, onMessage);
+      return;
+    }
+    var worker;
+    try {
+      worker = new SharedWorker(workerUrl, { name: "graphapp-stream" });
+    } catch (error) {
+      connectInPage(absolute, onMessage);
+      return;
+    }
+    var heard = false;
+    worker.addEventListener("error", function () {
+      // The worker could not start (blocked, or its script failed): go alone.
+      if (!heard) connectInPage(absolute, onMessage);
+    });
+    worker.port.addEventListener("message", function (event) {
+      heard = true;
+      onMessage(event.data);
+    });
+    worker.port.start();
+    worker.port.postMessage({ type: "subscribe", url: absolute });
+    scope.addEventListener("pagehide", function () {
+      worker.port.postMessage({ type: "unsubscribe", url: absolute });
+    });
+    scope.addEventListener("pageshow", function (event) {
+      // Back from the back/forward cache: the worker forgot this tab.
+      if (event.persisted) worker.port.postMessage({ type: "subscribe", url: absolute });
+    });
+  }
+
+  scope.GraphappStream = { subscribe: subscribe };
+})(self);
