@@ -15,7 +15,7 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from graphapp.forms import MAX_METADATA_DEPTH
 from graphapp.models import MAX_CONTENT_LENGTH, RELATION_PATTERN, Edge, Node, NodeType, Tier
+from tests.live import LiveServer, csrf_headers, logged_in
 
 settings.register_profile(
     "graphapp",
@@ -996,3 +997,33 @@ def test_import_of_megabytes_of_content_names_the_record(
 ) -> None:
     node = {**ADDED, "content": fill(piece, 3_000_000)}
     assert_import_refused(write_file(body({"nodes": [node]})), "nodes[0].content: ", seeded)
+
+
+# -- The same refusals through a real server -------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_daphne_refuses_oversized_and_unstorable_bodies_with_json_errors(
+    live_server_default: LiveServer,
+) -> None:
+    limit: int = django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    node = {"content": "x" * (limit + 1), "node_type": "FACT"}
+
+    async def chunked() -> AsyncIterator[bytes]:
+        # No Content-Length: Django must measure what it buffered.
+        yield body(node)
+
+    async with logged_in(live_server_default, "editor") as editor:
+        before = (await editor.get("/graph/api/stats/")).json()["nodes"]
+        headers = {**csrf_headers(editor, live_server_default), "Content-Type": "application/json"}
+        for content in (body(node), chunked()):
+            answer = await editor.post(NODES, content=content, headers=headers)
+            assert answer.status_code == 400, answer.text[:300]
+            assert f"{limit:,}" in answer.json()["errors"]["__all__"][0]
+        for bad in ("a\x00b", "a\ud800b"):
+            answer = await editor.post(
+                NODES, content=body({"content": bad, "node_type": "FACT"}), headers=headers
+            )
+            assert answer.status_code == 400, answer.text[:300]
+            assert set(answer.json()["errors"]) == {"content"}
+        assert (await editor.get("/graph/api/stats/")).json()["nodes"] == before
