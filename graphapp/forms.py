@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import math
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.http import QueryDict
 
+from graphapp import strictjson
 from graphapp.models import Node, NodeType, Tier
 
 FieldErrors = dict[str, list[str]]
@@ -22,16 +23,8 @@ NODE_FIELDS: dict[str, tuple[type, ...]] = {
 REQUIRED_FIELDS = ("content", "node_type")
 JSON_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object"}
 MAX_BATCH = 1000
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+MAX_METADATA_DEPTH = strictjson.MAX_DEPTH
+GIVEN_TWICE = "Given more than once."
 
 
 class PayloadError(ValueError):
@@ -42,40 +35,45 @@ class PayloadError(ValueError):
         self.errors = errors
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def parse_json(body: bytes) -> Any:
     """Strict JSON: no NaN or Infinity literals; raises PayloadError."""
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return strictjson.loads(body)
     except RecursionError as exc:
         problem = "nested too deeply"
         cause: Exception = exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError included
         problem, cause = str(exc), exc
     errors: FieldErrors = {NON_FIELD_ERRORS: [f"Malformed JSON: {problem}."]}
     raise PayloadError(errors) from cause
 
 
+def _type_error(value: object, kinds: tuple[type, ...]) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return f"Expected {JSON_TYPE_NAMES[kinds[0]]}."
+    if isinstance(value, int | float) and strictjson.number_problem(value):
+        return "Expected a finite number (this one is beyond \u00b11.8e308)."
+    return None
+
+
 def json_type_errors(data: object) -> FieldErrors:
-    """Errors a form would not see: unknown fields and values of the wrong JSON type."""
+    """Errors a form would not see: unknown or repeated fields, values of the wrong JSON type."""
     if not isinstance(data, dict):
         return {NON_FIELD_ERRORS: ["Expected a JSON object."]}
     errors: FieldErrors = {}
     for key in data:
         if key not in NODE_FIELDS:
-            errors[str(key)] = [f"Unknown field; known fields: {', '.join(NODE_FIELDS)}."]
+            errors[key] = [f"Unknown field; known fields: {', '.join(NODE_FIELDS)}."]
+    for key in data.repeated if isinstance(data, strictjson.RepeatedKeys) else ():
+        errors.setdefault(key, []).append(GIVEN_TWICE)
     for key, kinds in NODE_FIELDS.items():
-        value = data.get(key)
         if key not in data:
             if key in REQUIRED_FIELDS:
                 errors[key] = ["This field is required."]
-        elif isinstance(value, bool) or not isinstance(value, kinds):
-            errors[key] = [f"Expected {JSON_TYPE_NAMES[kinds[0]]}."]
-        elif isinstance(value, float) and not math.isfinite(value):
-            errors[key] = ["Expected a finite number."]
+            continue
+        problem = _type_error(data[key], kinds)
+        if problem:
+            errors.setdefault(key, []).append(problem)
     return errors
 
 
@@ -91,12 +89,28 @@ class NodeForm(NodeModelForm):
         model = Node
         fields: ClassVar = ["content", "node_type", "momentum", "metadata"]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Stored exactly as sent: no stripping of leading or trailing whitespace.
+        content = self.fields["content"]
+        assert isinstance(content, forms.CharField)
+        content.strip = False
+
+    def clean_content(self) -> str:
+        value: str = self.cleaned_data["content"]
+        if not value.strip():
+            raise forms.ValidationError("This field cannot be blank.")
+        problem = strictjson.text_problem(value)
+        if problem:
+            raise forms.ValidationError(f"The content {problem}.")
+        return value
+
     def clean_metadata(self) -> dict[str, Any]:
         # The form field turns an empty object into None; the column wants {}.
         value: dict[str, Any] | None = self.cleaned_data["metadata"]
-        # PostgreSQL's jsonb refuses NUL characters anywhere in a document.
-        if value is not None and _has_nul(value):
-            raise forms.ValidationError("Null characters are not allowed.")
+        found = strictjson.value_problem(value, "metadata")
+        if found:
+            raise forms.ValidationError(f"{found[0]}: {found[1]}.")
         return {} if value is None else value
 
 
@@ -120,3 +134,27 @@ class NodeQueryForm(forms.Form):
     type = forms.ChoiceField(choices=NodeType.choices, required=False)
     tier = forms.ChoiceField(choices=Tier.choices, required=False)
     limit = forms.IntegerField(min_value=1, max_value=100, required=False)
+
+    def clean_limit(self) -> int | None:
+        # int() also takes " 5", "+5", "5.0" and other scripts' digits; the API does not.
+        raw = self.data.get("limit", "")
+        if raw and not re.fullmatch(r"[0-9]+", raw):
+            raise forms.ValidationError("Enter a whole number (digits 0-9 only).")
+        limit: int | None = self.cleaned_data["limit"]
+        return limit
+
+
+def node_query(params: QueryDict) -> NodeQueryForm | FieldErrors:
+    """A valid NodeQueryForm for the query string, or the errors by parameter."""
+    errors: FieldErrors = {}
+    for name, values in params.lists():
+        if name not in NodeQueryForm.base_fields:
+            known = ", ".join(NodeQueryForm.base_fields)
+            errors[name] = [f"Unknown parameter; known parameters: {known}."]
+        elif len(values) > 1:
+            errors[name] = [GIVEN_TWICE]
+    query = NodeQueryForm(params)
+    if not query.is_valid():
+        for field, messages in query.errors.items():
+            errors.setdefault(field, []).extend(str(message) for message in messages)
+    return errors or query

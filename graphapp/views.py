@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import aget_user
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -29,6 +29,7 @@ from graphapp.forms import (
     NodeQueryForm,
     PayloadError,
     node_form,
+    node_query,
     parse_json,
 )
 from graphapp.limits import Slot, StreamRefused, stream_limits
@@ -179,6 +180,16 @@ def _create_nodes(payload: object) -> list[dict[str, Any]]:
     return created
 
 
+def _request_body(request: HttpRequest) -> bytes:
+    """The body, or PayloadError when it is over Django's DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    try:
+        return request.body
+    except RequestDataTooBig as exc:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than {limit:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        raise PayloadError({"__all__": [message]}) from exc
+
+
 @require_http_methods(["GET", "POST"])
 async def nodes(request: HttpRequest) -> HttpResponse:
     """GET: nodes by momentum, filtered by ``type`` and ``tier``, at most ``limit``.
@@ -186,14 +197,14 @@ async def nodes(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         if not await _allowed(request):
             return _forbidden()
-        query = NodeQueryForm(request.GET)
-        if not query.is_valid():
-            return JsonResponse({"errors": query.errors}, status=400)
+        query = node_query(request.GET)
+        if isinstance(query, dict):
+            return JsonResponse({"errors": query}, status=400)
         return JsonResponse({"nodes": await sync_to_async(_list_nodes)(query)})
     if not await _allowed(request, "ADD_PERMISSION_CHECK"):
         return JsonResponse({"error": "You do not have permission to add nodes."}, status=403)
     try:
-        payload = parse_json(request.body)
+        payload = parse_json(_request_body(request))
         created = await sync_to_async(_create_nodes)(payload)
     except PayloadError as exc:
         return JsonResponse({"errors": exc.errors}, status=400)

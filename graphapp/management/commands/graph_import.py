@@ -1,13 +1,12 @@
 """Add a CodeDreamer JSON graph file to the graph, all or nothing, publishing once."""
 
-import json
 from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from graphapp.interchange import ImportFileError, import_graph
+from graphapp.interchange import ImportFileError, import_graph, read_graph
 from graphapp.management.commands._publishing import wait_for_publication
 
 
@@ -19,13 +18,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: Path, **options: Any) -> None:
         try:
-            document = json.loads(file.read_bytes())
+            data = file.read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {file}: {exc.strerror or exc}") from exc
-        except ValueError as exc:
-            raise CommandError(f"{file} is not JSON: {exc}") from exc
         try:
-            nodes, edges = import_graph(document)
+            nodes, edges = import_graph(read_graph(data))
         except ImportFileError as exc:
             raise CommandError(f"{file}: {exc}; nothing was imported.") from exc
         wait_for_publication(self)
