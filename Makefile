@@ -39,11 +39,14 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will skip"; fi; }
 
+# Then the embedded run once more on the newest Django and Python (noxfile.py;
+# .venv itself is Django 5.2 on Python 3.11).
 pytest: install chromium
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
+	$(BIN)/nox --session "tests(django6.1)"
 
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
