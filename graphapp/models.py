@@ -131,7 +131,7 @@ class Node(models.Model):
         return (now or timezone.now()) - self.created_at
 
 
-RELATION_PATTERN: Final = r"^[a-z][a-z0-9_]{0,63}$"
+RELATION_PATTERN: Final = r"\A[a-z][a-z0-9_]{0,63}\Z"  # \Z: "$" would let "x\n" pass
 
 
 class Edge(models.Model):

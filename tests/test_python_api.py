@@ -46,6 +46,9 @@ def test_connect_creates_then_updates_the_one_edge_of_a_pair() -> None:
     assert (edge.relation, edge.weight) == ("depends_on", 0.2)
     with pytest.raises(ValidationError):
         api.connect(a, b, relation="Not Snake Case")
+    with pytest.raises(ValidationError):
+        api.connect(a, b, relation="relates_to\n")  # "$" alone would match before "\n"
+    assert Edge.objects.get().relation == "depends_on"
 
 
 def test_activate_decay_and_prune_return_counts() -> None:
