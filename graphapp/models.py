@@ -102,8 +102,11 @@ class Node(models.Model):
         return f"{self.node_type} #{self.pk}: {self.excerpt()}"
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any]) -> Node:
-        node = super().from_db(db, field_names, values)
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Node:
+        # **kwargs: Django 6.1 passes fetch_mode (and deprecates overrides without it).
+        node = super().from_db(db, field_names, values, **kwargs)
         if "momentum" in field_names:
             node._saved_momentum = node.momentum
         return node
