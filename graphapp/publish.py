@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import datetime
 import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 
 from channels.layers import get_channel_layer
@@ -281,18 +283,18 @@ class Publisher:
             self._layer_failed(LookupError(f"no channel layer {get_config()['CHANNEL_LAYER']!r}"))
             return
         config = get_config()
-        send = asyncio.wait_for(layer.group_send(config["GROUP"], message), config["SEND_TIMEOUT"])
+
+        def send() -> Coroutine[Any, Any, None]:
+            return asyncio.wait_for(
+                layer.group_send(config["GROUP"], message), config["SEND_TIMEOUT"]
+            )
+
         loop = self._delivery_loop
         try:
             if loop is not None and loop.is_running():
-                future = asyncio.run_coroutine_threadsafe(send, loop)
-                try:
-                    future.result(config["SEND_TIMEOUT"] + 1.0)
-                except TimeoutError:
-                    future.cancel()
-                    raise
+                _run_on(loop, send, config["SEND_TIMEOUT"] + 1.0)
             else:
-                own_loop.run_until_complete(send)
+                own_loop.run_until_complete(send())
         except Exception as exc:  # noqa: BLE001 - backends raise their own errors
             self._layer_failed(exc)
         else:
@@ -318,6 +320,42 @@ def _notify(signal: Signal, **kwargs: Any) -> None:
                 type(error).__name__,
                 error,
             )
+
+
+_running_sends: set[asyncio.Task[None]] = set()
+
+
+def _run_on(
+    loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, None]], timeout: float
+) -> None:
+    """Run ``make()`` on another thread's ``loop`` and wait for it.
+
+    The coroutine is made on that loop, when it gets there: a loop that stops
+    first (a server shutting down) leaves no coroutine that was never awaited.
+    """
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def finish(task: asyncio.Task[None]) -> None:
+        _running_sends.discard(task)
+        if task.cancelled():
+            done.set_exception(asyncio.CancelledError())
+        elif (error := task.exception()) is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+
+    def start() -> None:
+        if done.set_running_or_notify_cancel():
+            task = loop.create_task(make())
+            _running_sends.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(finish)
+
+    loop.call_soon_threadsafe(start)
+    try:
+        done.result(timeout)
+    except TimeoutError:
+        done.cancel()  # not started yet: it never will be
+        raise
 
 
 def uses_in_memory_layer() -> bool:

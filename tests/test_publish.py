@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import json
 import logging
+import threading
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from graphapp.models import Edge, Node
-from graphapp.publish import RESEND_AFTER, graph_stats_published, publisher
+from graphapp.publish import RESEND_AFTER, _run_on, graph_stats_published, publisher
 from graphapp.stats import compute_stats
 from graphapp.streaming import get_hub
 
@@ -238,3 +240,42 @@ async def test_last_snapshot_dropped_by_a_full_channel_arrives_after_all() -> No
         publisher.deliver_on(None)
         await layer.group_discard("graphapp.stats", channel)
     assert json.loads(again["data"])["nodes"] == 2
+
+
+def test_a_send_to_a_loop_that_never_gets_to_it_makes_no_coroutine() -> None:
+    # The hub's loop is busy (or stopping, as at shutdown) past the timeout: the
+    # coroutine must be made on that loop, when it gets there, or never; one made
+    # here and dropped would be "never awaited".
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    loop.call_soon_threadsafe(time.sleep, 0.5)
+    made: list[int] = []
+
+    async def nothing() -> None:
+        pass
+
+    def make() -> Coroutine[Any, Any, None]:
+        made.append(1)
+        return nothing()
+
+    try:
+        with pytest.raises(TimeoutError):
+            _run_on(loop, make, 0.05)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+    assert made == []
+
+    # And on a loop that is free, it runs there.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        _run_on(loop, make, 5.0)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+    assert made == [1]
