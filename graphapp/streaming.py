@@ -113,8 +113,8 @@ class Subscriber:
             self._changes = None
         return frame
 
-    async def next(self, heartbeat: float) -> bytes | None:
-        """The next frame, or None when ``heartbeat`` seconds pass first.
+    async def wait(self, heartbeat: float) -> bool:
+        """Whether something waits, after at most ``heartbeat`` seconds; takes nothing.
 
         Raises StreamClosed when the hub closed this subscriber.
         """
@@ -122,9 +122,18 @@ class Subscriber:
             async with asyncio.timeout(heartbeat):
                 await self._ready.wait()
         except TimeoutError:
-            return None
+            return False
         if self._closed:
             raise StreamClosed
+        return True
+
+    async def next(self, heartbeat: float) -> bytes | None:
+        """The next frame, or None when ``heartbeat`` seconds pass first.
+
+        Raises StreamClosed when the hub closed this subscriber.
+        """
+        if not await self.wait(heartbeat):
+            return None
         self._ready.clear()
         return self._pending()
 
@@ -395,10 +404,15 @@ async def event_stream(
         yield sse_frame(retry=retry) + first
         sent = loop.time()
         while True:
-            frame = await subscriber.next(heartbeat)
-            if frame is not None and (wait := sent + min_interval - loop.time()) > 0:
-                await asyncio.sleep(wait)
-                frame = subscriber.take() or frame
+            frame: bytes | None = None
+            if await subscriber.wait(heartbeat):
+                if (wait := sent + min_interval - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                # Taken only now: what arrived in the pause merges into the
+                # mailbox (a newer snapshot, more changes) and nothing is lost.
+                frame = subscriber.take()
+                if frame is None:  # closed meanwhile
+                    await subscriber.wait(0)
             if still_allowed is not None and loop.time() >= next_check:
                 if not await still_allowed():
                     logger.info("graphapp: stream ended, its user may no longer read it")

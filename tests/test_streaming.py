@@ -15,6 +15,8 @@ from graphapp.streaming import (
     StreamClosed,
     Subscriber,
     change_frame,
+    event_stream,
+    get_hub,
     sse_frame,
     stats_frame,
 )
@@ -220,3 +222,29 @@ async def test_subscriber_slow_reader_holds_a_bounded_summary_of_a_long_burst() 
     assert frame is not None
     assert len(frame) < 200
     assert change_data(frame) == {"version": 2000, "changes": [], "summary": {"created": 2000}}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_paced_stream_keeps_a_change_event_when_a_snapshot_follows_it_in_the_pause() -> None:
+    hub = get_hub()
+    stream = event_stream(1000, 5.0, min_interval=0.5)
+    try:
+        first = await anext(stream)
+        assert b"event: stats" in first
+        version = hub.latest_version
+        # A publication with its changes, just after the first snapshot was sent:
+        # the stream holds it back until min_interval has passed since then...
+        hub._accept(version + 1, '{"nodes":1}', "state-1")
+        batch = ChangeBatch.of(20, [change("created", 5, "FACT", "HOT")])
+        hub._accept_changes(version + 2, batch.encode(version + 2))
+        reading = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.1)
+        assert not reading.done()
+        # ... and meanwhile the next publication (statistics only) arrives.
+        hub._accept(version + 3, '{"nodes":2}', "state-2")
+        frame = await asyncio.wait_for(reading, 5)
+    finally:
+        await stream.aclose()
+    assert b'data: {"nodes":2}' in frame
+    assert b"event: change" in frame, frame
+    assert not hub.subscribed
