@@ -24,6 +24,8 @@ one message per publication.
 The last statistics of a burst are sent once more after ``RESEND_AFTER`` quiet
 seconds, without the changes: channel layers drop a group message to a full
 channel silently, and hubs ignore a message whose statistics they already have.
+A publication whose statistics the database could not give is tried again by
+itself (after ``RESEND_AFTER`` seconds, then less often up to ``RETRY_AT_MOST``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 RESEND_AFTER: Final = 1.0
+RETRY_AT_MOST: Final = 60.0  # seconds between tries while the database fails
 
 #: Sent in the publisher's thread after each snapshot is computed, with
 #: ``snapshot`` (a :class:`graphapp.types.Snapshot`), whether or not the channel
@@ -194,15 +197,22 @@ class Publisher:
         # RESEND_AFTER seconds: a layer drops a group message to a full channel
         # without telling anyone, and that one must not be the last of a burst.
         resend: tuple[float, dict[str, Any]] | None = None
+        # When to try again after the statistics could not be computed: the
+        # request that failed may be the last one, and its state must still go
+        # out once the database is back (sooner, then less often while it is down).
+        retry_at: float | None = None
+        failures = 0
         try:
             while True:
                 timeout = interval if watch else None
-                if resend is not None:
-                    due = max(0.0, resend[0] - time.monotonic())
-                    timeout = due if timeout is None else min(timeout, due)
+                for due_at in (resend[0] if resend is not None else None, retry_at):
+                    if due_at is not None:
+                        due = max(0.0, due_at - time.monotonic())
+                        timeout = due if timeout is None else min(timeout, due)
                 woken = self._wake.wait(timeout)
+                retry_due = retry_at is not None and time.monotonic() >= retry_at
                 # Not asked here: publish only if another process committed.
-                if not woken and (watch is None or not watch.changed()):
+                if not woken and not retry_due and (watch is None or not watch.changed()):
                     if resend is not None and time.monotonic() >= resend[0]:
                         self._send(loop, resend[1])
                         resend = None
@@ -214,7 +224,13 @@ class Publisher:
                 seen = watch.current() if watch is not None else None
                 try:
                     message = self._publish(loop)
-                    if message is not None:
+                    if message is None:
+                        failures += 1
+                        retry_at = time.monotonic() + min(
+                            RETRY_AT_MOST, RESEND_AFTER * 2 ** min(failures - 1, 16)
+                        )
+                    else:
+                        retry_at, failures = None, 0
                         resend = (time.monotonic() + RESEND_AFTER, message)
                         if watch is not None and seen is not None:
                             watch.accept(seen)

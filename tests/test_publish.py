@@ -279,3 +279,27 @@ def test_a_send_to_a_loop_that_never_gets_to_it_makes_no_coroutine() -> None:
         thread.join()
         loop.close()
     assert made == [1]
+
+
+def test_a_publication_the_database_failed_is_tried_again_without_a_new_request(
+    published: list[dict[str, Any]], publish_log: pytest.LogCaptureFixture
+) -> None:
+    # The last change of a burst whose statistics could not be computed (the
+    # database restarting, a lost connection) must still reach the clients
+    # once the database is back, though nothing else changes after it.
+    fact("first")
+    assert publisher.flush(10)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE graphapp_edge RENAME TO graphapp_edge_away")
+    try:
+        fact("second, while the statistics cannot be read")
+        assert publisher.flush(10)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE graphapp_edge_away RENAME TO graphapp_edge")
+    assert any("nothing published" in r.getMessage() for r in publish_log.records)
+    assert [snapshot["nodes"] for snapshot in published] == [1]
+    deadline = time.monotonic() + RESEND_AFTER + 10
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [snapshot["nodes"] for snapshot in published] == [1, 2]
