@@ -60,6 +60,11 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
         return
     for signum in SIGNALS:
         previous = signal.getsignal(signum)
+        if previous == signal.SIG_IGN or previous is None:
+            # Ignored (a background job's SIGINT) must stay ignored: nothing
+            # would ever stop the process after a drain. None: a handler set
+            # outside Python, which we could not call after ours.
+            continue
         signal.signal(signum, functools.partial(_on_signal, loop, previous))
     _installed = True
 
@@ -116,4 +121,4 @@ def _chain(previous: Handler, signum: int, frame: FrameType | None) -> None:
     elif previous == signal.SIG_DFL:
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
-    # SIG_IGN, or None (a handler not set from Python): nothing more to do.
+    # Not reached for SIG_IGN or None: install() leaves those signals alone.

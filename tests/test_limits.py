@@ -254,3 +254,27 @@ async def test_sigterm_ends_every_stream_with_a_quick_retry_then_the_server_exit
     log = server.log()
     assert "SIGTERM: ending 3 stream(s)" in log
     assert "still open at shutdown" not in log  # they ended, not the timeout
+
+
+async def test_a_signal_the_server_ignores_stays_ignored(make_server: Any) -> None:
+    # Started from a non-interactive shell in the background (an entrypoint
+    # script's "daphne ... &"), a process inherits SIGINT ignored. graphapp's
+    # handler must not turn that signal into a drain that never ends: streams
+    # cut, and every new one refused with 503 while the server runs on.
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        server = make_server()
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    async with logged_in(server, "viewer") as viewer, stream(viewer) as events:
+        await events.next_stats()
+        assert server.process is not None
+        server.process.send_signal(signal.SIGINT)
+        report = await wait_for_health(server, streams=1)
+        assert report["draining"] is False
+        again = await viewer.get("/graph/api/stats/")
+        assert again.status_code == 200
+        async with stream(viewer) as second:
+            await second.next_stats()
+        assert server.process.poll() is None
+    assert "SIGINT: ending" not in server.log()
