@@ -91,8 +91,12 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     # thread; a stream lasts hours and must not hold it (200 browsers would
     # exhaust PostgreSQL's connections).
     await sync_to_async(connections.close_all)()
+    user = await request.auser()
+    # Anonymous visitors (where the check lets anyone read) all have pk None;
+    # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
+    key = user.pk if user.is_authenticated else object()
     try:
-        slot = stream_limits.acquire((await request.auser()).pk)
+        slot = stream_limits.acquire(key)
     except StreamRefused as refused:
         refusal = JsonResponse({"error": refused.message}, status=refused.status)
         refusal["Retry-After"] = str(refused.retry_after)

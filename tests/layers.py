@@ -28,3 +28,8 @@ def wrapped_view_check(user: Any) -> Any:
     from graphapp.permissions import can_view_graph
 
     return can_view_graph(user)
+
+
+async def anyone(user: Any) -> bool:
+    """A public graph: every visitor may read it, logged in or not."""
+    return True

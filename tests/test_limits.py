@@ -278,3 +278,23 @@ async def test_a_signal_the_server_ignores_stays_ignored(make_server: Any) -> No
             await second.next_stats()
         assert server.process.poll() is None
     assert "SIGINT: ending" not in server.log()
+
+
+async def test_anonymous_visitors_of_a_public_graph_are_not_one_user(make_server: Any) -> None:
+    # With a check that lets anyone read, anonymous visitors all have pk None:
+    # counted as one user, the second browser (or the 21st by default) was
+    # refused, and one client holding MAX_CONNECTIONS_PER_USER streams locked
+    # every other visitor out.
+    server = make_server(
+        graphapp={"VIEW_PERMISSION_CHECK": "tests.layers.anyone", "MAX_CONNECTIONS_PER_USER": 1}
+    )
+    async with (
+        httpx.AsyncClient(base_url=server.url) as first_visitor,
+        httpx.AsyncClient(base_url=server.url) as second_visitor,
+        stream(first_visitor) as first,
+    ):
+        await first.next_stats()
+        async with stream(second_visitor) as second:
+            assert second.response is not None
+            assert second.response.status_code == 200
+            await second.next_stats()
