@@ -88,11 +88,20 @@ def _record(connection: BaseDatabaseWrapper, item: dict[str, Any] | None) -> Non
 
 
 def _node_saved(
-    sender: type[Node], instance: Node, created: bool, using: str, **kwargs: Any
+    sender: type[Node],
+    instance: Node,
+    created: bool,
+    using: str,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
 ) -> None:
+    item: dict[str, Any] | None = None
+    if update_fields is not None and "momentum" not in update_fields:
+        # The row's momentum stayed as it was, whatever the instance holds.
+        _record(connections[using], item)
+        return
     old, new = instance._saved_momentum, instance.momentum
     instance._saved_momentum = new
-    item: dict[str, Any] | None = None
     if created:
         item = change("created", instance.pk, instance.node_type, tier_of(new).value)
     elif old is not None and tier_of(old) != tier_of(new):

@@ -139,6 +139,22 @@ def test_tier_change_of_a_loaded_node_needs_no_extra_query(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_save_that_leaves_the_momentum_out_reports_the_tier_change_when_it_is_saved(
+    changes: list[dict[str, Any]],
+) -> None:
+    node = fact(momentum=0.9)
+    assert publisher.flush(10)
+    changes.clear()
+    node.momentum = 0.1  # not saved by the next save: the row stays HOT
+    node.content = "renamed"
+    node.save(update_fields=["content"])
+    assert Node.objects.get(pk=node.pk).tier == "HOT"
+    assert published_changes(changes) == []  # no node changed tier
+    node.save()  # now the row goes COLD
+    assert published_changes(changes) == [change("tier", node.pk, "FACT", "COLD", "HOT")]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_edge_saves_publish_statistics_but_no_node_change(
     changes: list[dict[str, Any]], published: list[dict[str, Any]]
 ) -> None:
