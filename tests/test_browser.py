@@ -203,8 +203,7 @@ async def test_admin_changes_show_on_the_live_page_and_the_admin_list(
     await moved.wait_for()
     assert "moved from HOT to COLD" in " ".join((await moved.text_content() or "").split())
     await listing.wait_for_function(
-        "document.querySelector('[data-live-count=\"tiers.HOT\"]').textContent"
-        f" == '({hot_before})'"
+        f"document.querySelector('[data-live-count=\"tiers.HOT\"]').textContent == '({hot_before})'"
     )
 
     # Edges in both directions on the node's change page.
@@ -290,6 +289,31 @@ async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
     assert len(keys) == len(set(keys))
     assert await page.locator('[data-feed] li[data-kind="created"]').count() == 1
     assert await page.text_content(".graphapp-state") == "live"
+
+
+async def test_badge_says_denied_and_stops_when_the_session_ends(
+    context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server(graphapp={"REVALIDATE_INTERVAL": 0.3, "HEARTBEAT": 0.2})
+    page = await until_live(
+        await sign_in(await context.new_page(), server, "/graph/live/", username="viewer")
+    )
+    ended = server.manage(
+        "shell",
+        "-c",
+        "from django.contrib.sessions.models import Session; Session.objects.all().delete()",
+    )
+    assert ended.returncode == 0, ended.stderr
+    # The stream ends at its next check; the page learns why (403) and stops
+    # instead of retrying for ever.
+    await page.wait_for_selector('.graphapp-state[data-state="denied"]')
+    requests_then = server.log().count("GET /graph/events/")
+    await page.wait_for_timeout(2000)
+    assert await page.text_content(".graphapp-state") == "denied"
+    assert server.log().count("GET /graph/events/") == requests_then
+    title = await page.get_attribute(".graphapp-state", "title")
+    assert title is not None
+    assert "reload the page to sign in" in title
 
 
 async def test_eight_tabs_share_one_stream(

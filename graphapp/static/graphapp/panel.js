@@ -17,6 +17,7 @@
     live: "Connected: the numbers are current",
     reconnecting: "Connection lost; reconnecting",
     offline: "Offline: the numbers may be out of date; still retrying",
+    denied: "No access: signed out, or the permission was removed; reload the page to sign in",
   };
   var SUMMARY_TEXT = {
     created: ["+", "node created", "nodes created"],
@@ -281,7 +282,8 @@
   document.querySelectorAll("[data-graphapp-panel]").forEach(function (root) {
     var panel = new Panel(root);
     window.GraphappStream.subscribe(
-      root.dataset.eventsUrl, root.dataset.workerUrl, panel.receive.bind(panel)
+      root.dataset.eventsUrl, root.dataset.workerUrl, panel.receive.bind(panel),
+      root.dataset.accessUrl
     );
   });
 })();

@@ -8,6 +8,11 @@
  *
  * Messages to a subscriber: {type: "state", state}, {type: "stats", id, data},
  * {type: "change", id, data}; `data` as the server sent it (a JSON string).
+ *
+ * An EventSource cannot see why a connection failed. After a failure the
+ * connection asks `accessUrl` (the JSON stats, behind the same permission): a
+ * 401 or 403 means the session ended or the permission went, and retrying would
+ * never help, so it stops in the state "denied"; anything else, it retries.
  */
 (function (scope) {
   "use strict";
@@ -16,9 +21,10 @@
   var MAX_DELAY_MS = 30000;
   var OFFLINE_AFTER_FAILURES = 5;
 
-  function Connection(url, emit) {
+  function Connection(url, emit, accessUrl) {
     this.url = url;
     this.emit = emit;
+    this.accessUrl = accessUrl || "";
     this.failures = 0;
     this.source = null;
     this.timer = null;
@@ -54,8 +60,27 @@
       // status: close and retry ourselves.
       source.close();
       self.source = null;
-      self.retry();
+      self.check();
     });
+  };
+
+  Connection.prototype.check = function () {
+    var self = this;
+    if (!this.accessUrl || typeof fetch !== "function") return this.retry();
+    fetch(this.accessUrl, { credentials: "same-origin", cache: "no-store" }).then(
+      function (response) {
+        if (self.closed) return;
+        if (response.status === 401 || response.status === 403) self.deny();
+        else self.retry();
+      },
+      function () { if (!self.closed) self.retry(); }  // the network: retry as usual
+    );
+  };
+
+  Connection.prototype.deny = function () {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.setState("denied");  // until the page is loaded again (and signed in)
   };
 
   Connection.prototype.retry = function () {
@@ -92,11 +117,20 @@
       stream.ports.forEach(function (port) { port.postMessage(message); });
     };
 
-    var subscribe = function (port, url) {
+    var subscribe = function (port, url, accessUrl) {
       var stream = streams[url];
+      var ports = [];
+      if (stream && stream.state === "denied") {
+        // A tab opened after signing in again: start over, for every tab.
+        stream.connection.close();
+        ports = stream.ports;
+        stream = null;
+      }
       if (!stream) {
-        stream = streams[url] = { ports: [], state: "connecting", stats: null };
-        stream.connection = new Connection(url, function (message) { broadcast(stream, message); });
+        stream = streams[url] = { ports: ports, state: "connecting", stats: null };
+        stream.connection = new Connection(
+          url, function (message) { broadcast(stream, message); }, accessUrl
+        );
       }
       if (stream.ports.indexOf(port) < 0) stream.ports.push(port);
       // A new tab starts from the current truth: the state and the latest snapshot.
@@ -118,7 +152,7 @@
       var port = event.ports[0];
       port.addEventListener("message", function (message) {
         var request = message.data || {};
-        if (request.type === "subscribe") subscribe(port, request.url);
+        if (request.type === "subscribe") subscribe(port, request.url, request.accessUrl);
         else if (request.type === "unsubscribe") unsubscribe(port, request.url);
       });
       port.start();
@@ -132,43 +166,46 @@
   /* In a page: subscribe through the shared worker when there is one, else
    * with an EventSource of the page's own. Returns nothing; `onMessage` gets
    * every message, the first one saying which transport serves it. */
-  function connectInPage(url, onMessage) {
+  function connectInPage(url, onMessage, accessUrl) {
     onMessage({ type: "state", state: "connecting", transport: "page" });
-    var connection = new Connection(url, onMessage);
+    var connection = new Connection(url, onMessage, accessUrl);
     scope.addEventListener("online", function () { connection.wake(); });
     return connection;
   }
 
-  function subscribe(url, workerUrl, onMessage) {
+  function subscribe(url, workerUrl, onMessage, accessUrl) {
     var absolute = new URL(url, scope.location.href).href;
+    var access = accessUrl ? new URL(accessUrl, scope.location.href).href : "";
     if (typeof SharedWorker !== "function" || !workerUrl) {
-      connectInPage(absolute, onMessage);
+      connectInPage(absolute, onMessage, access);
       return;
     }
     var worker;
     try {
       worker = new SharedWorker(workerUrl, { name: "graphapp-stream" });
     } catch (error) {
-      connectInPage(absolute, onMessage);
+      connectInPage(absolute, onMessage, access);
       return;
     }
     var heard = false;
     worker.addEventListener("error", function () {
       // The worker could not start (blocked, or its script failed): go alone.
-      if (!heard) connectInPage(absolute, onMessage);
+      if (!heard) connectInPage(absolute, onMessage, access);
     });
     worker.port.addEventListener("message", function (event) {
       heard = true;
       onMessage(event.data);
     });
     worker.port.start();
-    worker.port.postMessage({ type: "subscribe", url: absolute });
+    worker.port.postMessage({ type: "subscribe", url: absolute, accessUrl: access });
     scope.addEventListener("pagehide", function () {
       worker.port.postMessage({ type: "unsubscribe", url: absolute });
     });
     scope.addEventListener("pageshow", function (event) {
       // Back from the back/forward cache: the worker forgot this tab.
-      if (event.persisted) worker.port.postMessage({ type: "subscribe", url: absolute });
+      if (event.persisted) {
+        worker.port.postMessage({ type: "subscribe", url: absolute, accessUrl: access });
+      }
     });
   }
 
