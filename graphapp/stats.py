@@ -7,9 +7,11 @@ entanglement. No Python loop touches a row.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Q
 
@@ -98,12 +100,39 @@ def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tu
     return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
+@contextlib.contextmanager
+def _one_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Run the statistics' queries on one snapshot of the database.
+
+    Otherwise a commit landing between them would mix two states (the node
+    count of one, the edges of the next: an average entanglement above 1).
+    SQLite's transaction reads one snapshot; PostgreSQL's does at REPEATABLE
+    READ (read-only, so it never fails to serialize). Inside the caller's own
+    transaction, its isolation decides.
+    """
+    connection = connections[using]
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=using):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 def compute_stats() -> Stats:
-    """Count nodes per tier and type, edges, and the average entanglement (2 queries).
+    """Count nodes per tier and type, edges, and the average entanglement (2 queries,
+    on one snapshot).
 
     ``GRAPHAPP["ENTANGLEMENT"] = False`` replaces the second query by a plain
     edge count, and ``GRAPHAPP["EDGES"] = False`` drops it.
     """
+    with _one_snapshot():
+        return _compute_stats()
+
+
+def _compute_stats() -> Stats:
     config = get_config()
     counts = _node_counts()
     nodes = counts["nodes"]

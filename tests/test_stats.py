@@ -6,11 +6,15 @@ of its outgoing edges (0 when it has none). avg_entanglement is the mean over al
 nodes, rounded to 3 places.
 """
 
+import threading
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from graphapp import stats as stats_module
 from graphapp.models import Edge, Node, NodeType
+from graphapp.publish import publisher
 from graphapp.stats import compute_stats
 
 pytestmark = pytest.mark.django_db
@@ -241,3 +245,46 @@ def test_compute_stats_without_edges_reads_only_the_nodes(settings):
     assert stats["avg_entanglement"] is None
     assert stats["tiers"]["WARM"] == 2
     assert len(queries) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_compute_stats_reads_one_snapshot_even_when_a_commit_lands_between_queries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection at the one point that matters: another connection commits
+    # a node and an edge right after the node counts were read. The edges must
+    # be those of the same state (1), not the next one (2). (PostgreSQL lets the
+    # commit land and reads around it; SQLite makes it wait for the snapshot.)
+    a, b = node(), node()
+    edge(a, b)
+    counted = stats_module._node_counts
+    writer = threading.Thread()
+
+    def commit_elsewhere() -> None:
+        try:
+            c = node()
+            edge(c, a)
+        finally:
+            connection.close()  # this thread's own connection
+
+    tester = threading.current_thread()
+
+    def counts_then_another_commit() -> dict[str, int]:
+        nonlocal writer
+        result = counted()
+        if threading.current_thread() is not tester or writer.is_alive() or writer.ident:
+            return result  # the publisher's thread, or a second call: no injection
+        writer = threading.Thread(target=commit_elsewhere)
+        writer.start()
+        writer.join(1.0)  # done on PostgreSQL; waiting for our snapshot on SQLite
+        return result
+
+    monkeypatch.setattr(stats_module, "_node_counts", counts_then_another_commit)
+    stats = compute_stats()
+    writer.join()
+    monkeypatch.undo()
+    assert publisher.flush(10)  # the saves' publications, before the database goes
+
+    assert stats["nodes"] == 2
+    assert stats["edges"] == 1
+    assert Edge.objects.count() == 2  # the other commit did land
