@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import weakref
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import aget_user
 from django.contrib.auth.decorators import login_required
@@ -46,15 +49,32 @@ def _forbidden() -> JsonResponse:
     return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
 
 
+@contextlib.asynccontextmanager
+async def _check_thread() -> AsyncIterator[None]:
+    """Run the block's thread-sensitive calls in a thread that ends with it.
+
+    Not in the request's own thread (Django's ThreadSensitiveContext), which
+    lives as long as the stream: the database wrapper a permission check
+    leaves there cost every open stream about 60 KB (docs/benchmarks.md).
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
+    try:
+        async with ThreadSensitiveContext(executor=executor):
+            yield
+    finally:
+        executor.shutdown(wait=False)
+
+
 async def _still_allowed(request: HttpRequest) -> bool:
     """Read the session and the user again, from the store, and check again."""
     fresh = HttpRequest()
     fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
-    try:
-        return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
-    finally:
-        # Like the stream itself, the check must not keep a database connection.
-        await sync_to_async(connections.close_all)()
+    async with _check_thread():
+        try:
+            return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
+        finally:
+            # Like the stream itself, the check must not keep a database connection.
+            await sync_to_async(connections.close_all)()
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -84,12 +104,14 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
     down, both with ``Retry-After``.
     """
-    if not await _allowed(request):
+    async with _check_thread():
+        allowed = await _allowed(request)
+        # The permission check opened a database connection; a stream lasts
+        # hours and must not hold it (200 browsers would exhaust PostgreSQL's
+        # connections).
+        await sync_to_async(connections.close_all)()
+    if not allowed:
         return _forbidden()
-    # The permission check opened a database connection in this request's
-    # thread; a stream lasts hours and must not hold it (200 browsers would
-    # exhaust PostgreSQL's connections).
-    await sync_to_async(connections.close_all)()
     try:
         slot = stream_limits.acquire((await request.auser()).pk)
     except StreamRefused as refused:
