@@ -67,7 +67,11 @@ def main() -> None:
         for name in names:
             log(f"scenario {name}")
             begun = time.monotonic()
-            SCENARIOS[name](plan, work, results)
+            try:
+                SCENARIOS[name](plan, work, results)
+            except Exception as exc:  # noqa: BLE001 - one failed scenario must not lose the rest
+                log(f"scenario {name} failed: {type(exc).__name__}: {exc}")
+                results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:2000]
             results["meta"].setdefault("durations_s", {})[name] = round(time.monotonic() - begun)
             raw.write_text(json.dumps(results, indent=1))
     finally:

@@ -510,6 +510,11 @@ def write(results: dict[str, Any], out: Path) -> None:
         "",
         *other_tables(results),
     ]
+    errors = results.get("errors") or {}
+    if errors:
+        body += ["### Scenarios that failed in this run", ""]
+        body += [f"- {name}: `{message}`" for name, message in errors.items()]
+        body += [""]
     notes_path = Path(__file__).with_name("NOTES.md")
     notes = notes_path.read_text().splitlines() if notes_path.exists() else []
     (out / "benchmarks.md").write_text("\n".join([*head, *body, *notes]).rstrip() + "\n")

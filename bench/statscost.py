@@ -24,8 +24,8 @@ PG_SEED = """
 SET session_replication_role = replica;
 INSERT INTO graphapp_node (id, content, node_type, momentum, created_at, last_accessed,
                            decayed_at, metadata)
-SELECT i + 1, 'node ' || i, (ARRAY['FACT','CONCEPT','CODE','DREAM','ENTITY'])[1 + i % 5],
-       (i % 1000) / 1000.0, now(), now(), now(), '{}'::jsonb
+SELECT i + 1, 'node ' || i, (ARRAY['FACT','CONCEPT','CODE','DREAM','ENTITY'])[1 + i %% 5],
+       (i %% 1000) / 1000.0, now(), now(), now(), '{}'::jsonb
 FROM generate_series(%(low)s, %(high)s - 1) AS i;
 INSERT INTO graphapp_edge (source_id, target_id, relation, weight, created_at)
 SELECT i + 1, (i * 7 + k * 13) %% %(high)s + 1, 'relates_to', 0.5, now()
