@@ -106,6 +106,9 @@ def connect_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "rss_kb": spread(
                     b["rss_per_stream"] / 1024 for b in batches if b["rss_per_stream"] is not None
                 ),
+                "client_cpu": spread(
+                    100 * b["client_cpu_s"] / b["seconds"] for b in batches if b["seconds"]
+                ),
                 "failed": sum(b["failed"] for b in entry["batches"]),
             }
         )
@@ -342,13 +345,14 @@ def fanout_table(results: dict[str, Any]) -> list[str]:
 
 def connect_table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| server | implementation | streams opened/s | RSS per stream KB | failed |",
-        "| --- | --- | --- | --- | ---: |",
+        "| server | implementation | streams opened/s | RSS per stream KB "
+        "| client CPU % while opening | failed |",
+        "| --- | --- | --- | --- | --- | ---: |",
     ]
     for row in connect_rows(results):
         lines.append(
             f"| {row['server']} | {TARGETS[row['target']]} | {fmt(row['rate'])} "
-            f"| {fmt(row['rss_kb'], 1)} | {row['failed']} |"
+            f"| {fmt(row['rss_kb'], 1)} | {fmt(row['client_cpu'])} | {row['failed']} |"
         )
     return lines
 
