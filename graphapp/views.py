@@ -54,14 +54,18 @@ async def _check_thread() -> AsyncIterator[None]:
     """Run the block's thread-sensitive calls in a thread that ends with it.
 
     Not in the request's own thread (Django's ThreadSensitiveContext), which
-    lives as long as the stream: the database wrapper a permission check
-    leaves there cost every open stream about 60 KB (docs/benchmarks.md).
+    lives as long as the stream: what a permission check leaves there cost
+    every open stream about 60 KB (docs/benchmarks.md). The thread closes its
+    database connections last, also when the client left during the check: a
+    stream lasts hours and must not hold one (200 browsers would exhaust
+    PostgreSQL's connections).
     """
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
     try:
         async with ThreadSensitiveContext(executor=executor):
             yield
     finally:
+        executor.submit(connections.close_all)  # after the check, in its thread
         executor.shutdown(wait=False)
 
 
@@ -70,11 +74,7 @@ async def _still_allowed(request: HttpRequest) -> bool:
     fresh = HttpRequest()
     fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
     async with _check_thread():
-        try:
-            return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
-        finally:
-            # Like the stream itself, the check must not keep a database connection.
-            await sync_to_async(connections.close_all)()
+        return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -106,10 +106,6 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     """
     async with _check_thread():
         allowed = await _allowed(request)
-        # The permission check opened a database connection; a stream lasts
-        # hours and must not hold it (200 browsers would exhaust PostgreSQL's
-        # connections).
-        await sync_to_async(connections.close_all)()
     if not allowed:
         return _forbidden()
     try:
