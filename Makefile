@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy --strict graphapp graphsite
+	$(BIN)/mypy --strict graphapp graphsite bench
 
 # The whole suite twice: on the embedded default (SQLite, in-memory layer), then on
 # PostgreSQL + Redis (TEST_DATABASE_URL, TEST_REDIS_URL; skipped with a message when
@@ -49,4 +49,28 @@ pytest: install chromium
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) .nox staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# Benchmarks (not part of `make test`): bench/ against django-eventstream, a bare
+# async view and the old polling design, in a venv of their own (.venv-bench) so
+# that django-eventstream never becomes a dependency. `bench` takes about 20 minutes
+# and writes docs/benchmarks.md, docs/bench/*.png and docs/bench/results.json;
+# `bench-quick` takes a minute or two and writes to build/bench-quick/.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: bench bench-quick bench-venv
+
+$(BENCH_STAMP): requirements.txt bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r requirements.txt -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench-venv: $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	timeout --kill-after=30 1800 $(BENCH_VENV)/bin/python -m bench --out docs
+
+bench-quick: $(BENCH_STAMP)
+	timeout --kill-after=30 600 $(BENCH_VENV)/bin/python -m bench --quick --out build/bench-quick

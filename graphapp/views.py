@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import weakref
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import aget_user
 from django.contrib.auth.decorators import login_required
@@ -47,15 +50,32 @@ def _forbidden() -> JsonResponse:
     return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
 
 
+@contextlib.asynccontextmanager
+async def _check_thread() -> AsyncIterator[None]:
+    """Run the block's thread-sensitive calls in a thread that ends with it.
+
+    Not in the request's own thread (Django's ThreadSensitiveContext), which
+    lives as long as the stream: what a permission check leaves there cost
+    every open stream about 60 KB (docs/benchmarks.md). The thread closes its
+    database connections last, also when the client left during the check: a
+    stream lasts hours and must not hold one (200 browsers would exhaust
+    PostgreSQL's connections).
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
+    try:
+        async with ThreadSensitiveContext(executor=executor):
+            yield
+    finally:
+        executor.submit(connections.close_all)  # after the check, in its thread
+        executor.shutdown(wait=False)
+
+
 async def _still_allowed(request: HttpRequest) -> bool:
     """Read the session and the user again, from the store, and check again."""
     fresh = HttpRequest()
     fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
-    try:
+    async with _check_thread():
         return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
-    finally:
-        # Like the stream itself, the check must not keep a database connection.
-        await sync_to_async(connections.close_all)()
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -85,13 +105,11 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
     down, both with ``Retry-After``.
     """
-    if not await _allowed(request):
+    async with _check_thread():
+        allowed = await _allowed(request)
+    if not allowed:
         return _forbidden()
-    # The permission check opened a database connection in this request's
-    # thread; a stream lasts hours and must not hold it (200 browsers would
-    # exhaust PostgreSQL's connections).
-    await sync_to_async(connections.close_all)()
-    user = await request.auser()
+    user = await request.auser()  # cached by the check: no query
     # Anonymous visitors (where the check lets anyone read) all have pk None;
     # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
     key = user.pk if user.is_authenticated else object()

@@ -1,0 +1,409 @@
+"""The benchmark scenarios (see docs/benchmarks.md for what each one measures)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from bench.harness import (
+    ROOT,
+    ClientProcess,
+    Editor,
+    Redis,
+    Server,
+    Workdir,
+    postgres_available,
+    postgres_database,
+    prepare_site,
+    site_env,
+    viewer_cookies,
+)
+
+PATHS = {
+    "graphapp": "/graph/events/",
+    "floor": "/bench/floor/",
+    "eventstream": "/bench/eventstream/",
+    "old": "/bench/old/",
+}
+STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to run: the full run or the quick one."""
+
+    quick: bool
+    levels: tuple[int, ...]
+    old_levels: tuple[int, ...]
+    repeats: int
+    idle_streams: int
+    idle_windows: int
+    idle_window: float
+    burst_saves: int
+    burst_runs: int
+    write_saves: int
+    write_runs: int
+    scaleout_streams: int
+    stats_sizes: tuple[int, ...]
+    stats_repeats: int
+
+    @classmethod
+    def full(cls) -> Plan:
+        return cls(
+            False,
+            (100, 1000, 5000),
+            (100, 1000),
+            5,
+            1000,
+            4,
+            15.0,
+            10_000,
+            3,
+            10_000,
+            5,
+            1000,
+            (10_000, 100_000, 1_000_000),
+            5,
+        )
+
+    @classmethod
+    def fast(cls) -> Plan:
+        return cls(
+            True, (100, 500), (100,), 3, 500, 2, 3.0, 1000, 3, 1000, 3, 100, (10_000, 100_000), 3
+        )
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, min and max of several runs."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def clients(work: Workdir) -> Iterator[ClientProcess]:
+    process = ClientProcess(work.path / "clients.log")
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+# -- 1, 2, 3: fan-out, connect, idle -----------------------------------------------------
+
+
+def trigger(editor: Editor, target: str) -> float:
+    """Make one update reach ``target``'s streams; returns when it started (time.time())."""
+    if target in {"graphapp", "old"}:
+        return editor.commit_time(editor.save_node())
+    return editor.publish(target)
+
+
+def fan_out_once(
+    server: Server, editor: Editor, procs: list[ClientProcess], target: str
+) -> dict[str, Any]:
+    for proc in procs:
+        proc.call({"cmd": "mark"})
+    cpu = [proc.cpu for proc in procs]
+    server_cpu = server.cpu()
+    started = trigger(editor, target)
+    answers = [proc.call({"cmd": "wait", "timeout": 60}) for proc in procs]
+    latencies = [(at - started) * 1000 for answer in answers for at in answer["times"]]
+    wall = max(time.time() - started, 1e-3)
+    return {
+        "p50": percentile(latencies, 0.5) if latencies else None,
+        "p99": percentile(latencies, 0.99) if latencies else None,
+        "last": max(latencies) if latencies else None,
+        "received": len(latencies),
+        "missing": sum(answer["missing"] for answer in answers),
+        "server_cpu_s": server.cpu() - server_cpu,
+        "client_cpu_s": sum(proc.cpu - before for proc, before in zip(procs, cpu, strict=True)),
+        "wall_s": wall,
+    }
+
+
+def fan_out(
+    server: Server, editor: Editor, procs: list[ClientProcess], target: str, repeats: int
+) -> list[dict[str, Any]]:
+    runs = []
+    for _ in range(repeats + 1):
+        runs.append(fan_out_once(server, editor, procs, target))
+        time.sleep(0.3 if target != "old" else 0.1)
+    return runs[1:]  # the first one warms up (imports, first frame, caches)
+
+
+def grow(
+    server: Server, proc: ClientProcess, target: str, cookies: list[str], have: int, want: int
+) -> list[dict[str, Any]]:
+    """Open streams from ``have`` to ``want`` in batches; rate and RSS of each batch."""
+    batches = []
+    step = max(100, (want - have) // 4)
+    while have < want:
+        count = min(step, want - have)
+        rss = server.rss()
+        cpu = proc.cpu
+        answer = proc.open(server, PATHS[target], count, cookies if target != "floor" else [])
+        time.sleep(0.5)  # let the server finish the work of the last connects
+        opened = answer["opened"]
+        batches.append(
+            {
+                "from": have,
+                "opened": opened,
+                "failed": answer["failed"],
+                "errors": answer["errors"],
+                "seconds": answer["seconds"],
+                "rate": opened / answer["seconds"] if answer["seconds"] else 0.0,
+                "rss_per_stream": (server.rss() - rss) / opened if opened else None,
+                "client_cpu_s": proc.cpu - cpu,
+            }
+        )
+        if answer["failed"]:
+            log(f"  {answer['failed']} of {count} {target} streams failed: {answer['errors']}")
+        have += opened
+        if not opened:
+            break
+    return batches
+
+
+def idle(server: Server, proc: ClientProcess, windows: int, seconds: float) -> list[dict[str, Any]]:
+    time.sleep(3.0)
+    results = []
+    for _ in range(windows):
+        server_cpu, client_cpu, started = server.cpu(), proc.cpu, time.monotonic()
+        time.sleep(seconds)
+        proc.call({"cmd": "mark"})
+        wall = time.monotonic() - started
+        results.append(
+            {
+                "seconds": wall,
+                "server_cpu_pct": 100 * (server.cpu() - server_cpu) / wall,
+                "client_cpu_pct": 100 * (proc.cpu - client_cpu) / wall,
+            }
+        )
+    return results
+
+
+def streaming(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """Scenarios 1-3 for every server and target: grow N, fan out at each N, idle at 1,000."""
+    results.setdefault("fanout", [])
+    results.setdefault("connect", [])
+    results.setdefault("idle", [])
+    combos = [("daphne", t) for t in ("graphapp", "floor", "eventstream", "old")]
+    combos += [("uvicorn", t) for t in ("graphapp", "floor", "eventstream")]
+    for kind, target in combos:
+        levels = plan.old_levels if target == "old" else plan.levels
+        name = f"{kind}-{target}"
+        env = site_env(work.sqlite_url(f"{name}.sqlite3"))
+        prepare_site(env)
+        server = Server(kind, env, work.path / f"{name}.log")
+        log(f"{name}: levels {levels}")
+        with running(server), clients(work) as proc:
+            editor = Editor(server)
+            cookies = viewer_cookies(server)
+            have = 0
+            rss_start = server.rss()
+            try:
+                for level in levels:
+                    batches = grow(server, proc, target, cookies, have, level)
+                    have += sum(batch["opened"] for batch in batches)
+                    results["connect"].append(
+                        {"server": kind, "target": target, "level": level, "batches": batches}
+                    )
+                    runs = fan_out(server, editor, [proc], target, plan.repeats)
+                    results["fanout"].append(
+                        {
+                            "server": kind,
+                            "target": target,
+                            "n": have,
+                            "level": level,
+                            "runs": runs,
+                            "rss": server.rss(),
+                            "rss_start": rss_start,
+                        }
+                    )
+                    last = [run["last"] for run in runs if run["last"] is not None]
+                    log(f"  n={have}: last {spread(last) if last else 'none'}")
+                    if kind == "daphne" and level == plan.idle_streams:
+                        windows = idle(server, proc, plan.idle_windows, plan.idle_window)
+                        results["idle"].append({"target": target, "n": have, "windows": windows})
+                        log(f"  idle: {[round(w['server_cpu_pct'], 2) for w in windows]} %")
+            finally:
+                editor.close()
+
+
+# -- 4: burst ----------------------------------------------------------------------------
+
+
+def burst(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    env = site_env(work.sqlite_url("burst.sqlite3"))
+    prepare_site(env)
+    server = Server("daphne", env, work.path / "burst.log")
+    runs = []
+    with running(server), clients(work) as proc:
+        editor = Editor(server)
+        try:
+            proc.open(server, PATHS["graphapp"], 100, viewer_cookies(server))
+            for _ in range(plan.burst_runs):
+                proc.call({"cmd": "mark"})
+                cpu = server.cpu()
+                answer = editor.post("/bench/burst/", count=plan.burst_saves)
+                summary = proc.call({"cmd": "summary", "settle": 1.0, "timeout": 60})
+                final = answer["final"]
+                lasts = [json.loads(data) for data in summary["last"] if data]
+                equal = len(lasts) == 1 and all(lasts[0][key] == final[key] for key in STATS_FIELDS)
+                runs.append(
+                    {
+                        "saves": plan.burst_saves,
+                        "seconds": answer["seconds"],
+                        "saves_per_s": plan.burst_saves / answer["seconds"],
+                        "computations": answer["computations"],
+                        "publications": answer["publications"],
+                        "events_per_stream_min": summary["events_min"],
+                        "events_per_stream_max": summary["events_max"],
+                        "streams": summary["open"],
+                        "last_event_is_final": equal,
+                        "server_cpu_s": server.cpu() - cpu,
+                    }
+                )
+                log(f"burst: {runs[-1]}")
+        finally:
+            editor.close()
+    results["burst"] = runs
+
+
+# -- 5: write overhead --------------------------------------------------------------------
+
+
+def writes(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    env = site_env(work.sqlite_url("writes.sqlite3"))
+    prepare_site(env, nodes=0)
+    answer = subprocess.run(
+        [sys.executable, "-m", "bench.writes", str(plan.write_saves), str(plan.write_runs)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results["writes"] = json.loads(answer.stdout)
+    log(f"writes: {results['writes']['summary']}")
+
+
+# -- 6: scale-out -------------------------------------------------------------------------
+
+
+def scale_out(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    if not postgres_available():
+        results["scaleout"] = {"skipped": "PostgreSQL not reachable"}
+        return
+    redis = Redis(work.path)
+    with postgres_database("scaleout") as database_url:
+        try:
+            redis.start()
+            env = site_env(database_url, redis.url)
+            prepare_site(env)
+            servers = [Server("daphne", env, work.path / f"scaleout-{i}.log") for i in (0, 1)]
+            with contextlib.ExitStack() as stack:
+                for server in servers:
+                    stack.enter_context(running(server))
+                procs = [stack.enter_context(clients(work)) for _ in servers]
+                cookies = viewer_cookies(servers[0])
+                for server, proc in zip(servers, procs, strict=True):
+                    opened = proc.open(server, PATHS["graphapp"], plan.scaleout_streams, cookies)
+                    log(f"scale-out: {opened['opened']} streams on :{server.port}")
+                editors = [Editor(server) for server in servers]
+                for editor in editors:
+                    stack.callback(editor.close)
+                runs = []
+                for index in range(plan.repeats + 1):
+                    before = redis.commandstats()
+                    run = fan_out_once(servers[index % 2], editors[index % 2], procs, "graphapp")
+                    time.sleep(0.5)
+                    after = redis.commandstats()
+                    run["redis_calls"] = {
+                        k: after[k] - before.get(k, 0)
+                        for k in after
+                        if after[k] != before.get(k, 0)
+                    }
+                    run["saved_on"] = index % 2
+                    runs.append(run)
+                runs = runs[1:]
+                quiet_before = redis.commandstats()
+                time.sleep(2.0)
+                quiet_after = redis.commandstats()
+                quiet = {
+                    k: quiet_after[k] - quiet_before.get(k, 0)
+                    for k in quiet_after
+                    if quiet_after[k] != quiet_before.get(k, 0)
+                }
+                results["scaleout"] = {
+                    "streams_per_process": plan.scaleout_streams,
+                    "runs": runs,
+                    "idle_calls_per_2s": quiet,
+                }
+                last = [run["last"] for run in runs]
+                log(f"scale-out: last {spread(last)}; redis {runs[-1]['redis_calls']}")
+        finally:
+            redis.stop()
+
+
+# -- 7: statistics cost -------------------------------------------------------------------
+
+
+def stats_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    results["stats"] = []
+    sizes = ",".join(str(size) for size in plan.stats_sizes)
+
+    def measure(engine: str, database_url: str) -> None:
+        env = site_env(database_url)
+        prepare_site(env, nodes=0)
+        answer = subprocess.run(
+            [sys.executable, "-m", "bench.statscost", sizes, str(plan.stats_repeats)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.returncode:
+            raise RuntimeError(f"bench.statscost failed on {engine}:\n{answer.stderr[-3000:]}")
+        for row in json.loads(answer.stdout):
+            results["stats"].append({"engine": engine, **row})
+            log(f"stats {engine} {row['nodes']}: {spread(row['ms'])} ms")
+
+    measure("sqlite", work.sqlite_url("stats.sqlite3"))
+    if postgres_available():
+        with postgres_database("stats") as database_url:
+            measure("postgresql", database_url)
+
+
+SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
+    "streaming": streaming,
+    "burst": burst,
+    "writes": writes,
+    "scaleout": scale_out,
+    "stats": stats_cost,
+}

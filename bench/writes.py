@@ -1,0 +1,77 @@
+"""Scenario 5: the cost graphapp's receivers add to ``Node.save()``.
+
+Run as ``python -m bench.writes SAVES RUNS`` with the benchmark site's
+environment; prints JSON. Runs alternate between graphapp's receivers connected
+(each save registers its on_commit hook, which wakes the publisher thread; that
+thread computes the statistics at most once per window, alongside the saves) and
+disconnected. Each save is its own transaction (autocommit), the worst case.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import django
+
+
+def timed_saves(count: int) -> float:
+    from graphapp.models import Node
+
+    started = time.perf_counter()
+    for index in range(count):
+        Node(content=f"write {index}", node_type="FACT", momentum=(index % 100) / 100).save()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    django.setup()
+    from django.db.models.signals import post_save
+
+    from graphapp import signals
+    from graphapp.models import Edge, Node
+    from graphapp.publish import publisher
+
+    count, runs = int(sys.argv[1]), int(sys.argv[2])
+    post_save.disconnect(sender=Node, dispatch_uid="bench.commit")  # the harness's own hook
+
+    def disconnect() -> None:
+        for model in (Node, Edge):
+            post_save.disconnect(sender=model, dispatch_uid=f"graphapp.save.{model.__name__}")
+
+    timed_saves(min(count, 500))  # warm-up: imports, statements, the file's pages
+    seconds: dict[str, list[float]] = {"connected": [], "disconnected": []}
+    snapshots: list[int] = []
+    for _ in range(runs):
+        signals.connect()
+        before = publisher.snapshots
+        seconds["connected"].append(timed_saves(count))
+        publisher.flush(30.0)
+        snapshots.append(publisher.snapshots - before)
+        disconnect()
+        seconds["disconnected"].append(timed_saves(count))
+    connected = statistics.median(seconds["connected"])
+    disconnected = statistics.median(seconds["disconnected"])
+    result: dict[str, Any] = {
+        "saves": count,
+        "seconds": seconds,
+        "computations_per_run": snapshots,
+        "summary": {
+            "connected_us_per_save": 1e6 * connected / count,
+            "disconnected_us_per_save": 1e6 * disconnected / count,
+            "overhead_pct": 100 * (connected / disconnected - 1),
+        },
+        # Overhead of each pair of runs, for the spread.
+        "overhead_pct_runs": [
+            100 * (c / d - 1)
+            for c, d in zip(seconds["connected"], seconds["disconnected"], strict=True)
+        ],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
