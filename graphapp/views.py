@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import functools
 import os
+import time
 import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
-from typing import Any
+from typing import Any, Final
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
@@ -50,31 +51,57 @@ def _forbidden() -> JsonResponse:
     return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
 
 
-@contextlib.asynccontextmanager
-async def _check_thread() -> AsyncIterator[None]:
-    """Run the block's thread-sensitive calls in a thread that ends with it.
+class CheckThread:
+    """The one thread of this process that runs the streams' permission checks.
 
-    Not in the request's own thread (Django's ThreadSensitiveContext), which
-    lives as long as the stream: what a permission check leaves there cost
-    every open stream about 60 KB (docs/benchmarks.md). The thread closes its
-    database connections last, also when the client left during the check: a
-    stream lasts hours and must not hold one (200 browsers would exhaust
-    PostgreSQL's connections).
+    Not the request's own thread (Django's ThreadSensitiveContext), which lives
+    as long as the stream: what a check leaves there cost every open stream
+    about 60 KB (docs/benchmarks.md). One thread for all checks keeps its
+    database connection from check to check (opening one per check was about
+    40% of a check's cost on SQLite) and closes it after ``IDLE_CLOSE`` quiet
+    seconds, or when a check failed on the database: a stream lasts hours and
+    must not hold a connection of its own.
     """
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
-    try:
-        async with ThreadSensitiveContext(executor=executor):
-            yield
-    finally:
-        executor.submit(connections.close_all)  # after the check, in its thread
-        executor.shutdown(wait=False)
+
+    IDLE_CLOSE: Final = 5.0
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
+        self._last = 0.0
+
+    @contextlib.asynccontextmanager
+    async def context(self) -> AsyncIterator[None]:
+        """Run the block's thread-sensitive calls (the ORM's) in the check thread."""
+        self._last = time.monotonic()
+        try:
+            async with ThreadSensitiveContext(executor=self._executor):
+                yield
+        except DatabaseError:
+            self._executor.submit(connections.close_all)  # maybe broken: a new one next time
+            raise
+        finally:
+            self._last = time.monotonic()
+            asyncio.get_running_loop().call_later(
+                self.IDLE_CLOSE, self._executor.submit, self._close_if_idle
+            )
+
+    def _close_if_idle(self) -> None:
+        if time.monotonic() - self._last >= self.IDLE_CLOSE:
+            connections.close_all()
+
+    def close_connections(self) -> None:
+        """Close the thread's database connections now (before a test database goes)."""
+        self._executor.submit(connections.close_all).result()
+
+
+check_thread = CheckThread()
 
 
 async def _still_allowed(request: HttpRequest) -> bool:
     """Read the session and the user again, from the store, and check again."""
     fresh = HttpRequest()
     fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
-    async with _check_thread():
+    async with check_thread.context():
         return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
 
 
@@ -105,7 +132,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
     down, both with ``Retry-After``.
     """
-    async with _check_thread():
+    async with check_thread.context():
         allowed = await _allowed(request)
     if not allowed:
         return _forbidden()

@@ -37,6 +37,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _check_thread_lets_the_test_database_go(django_db_setup: None) -> Iterator[None]:
+    """graphapp's permission-check thread keeps its connection a few seconds after
+    a check; PostgreSQL cannot drop a database somebody is connected to."""
+    yield
+    from graphapp.views import check_thread
+
+    check_thread.close_connections()
+
+
 @pytest.fixture
 def published() -> Iterator[list[dict[str, Any]]]:
     """Snapshots this process publishes during the test (after earlier ones are done)."""

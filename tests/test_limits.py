@@ -152,8 +152,9 @@ async def test_disconnect_storm_leaves_no_streams_tasks_members_or_memory(
             break
         await asyncio.sleep(0.05)
     assert await group_members(server) == 0
-    # An open stream costs tens of KiB: a leak of 1,000 would show as many MiB.
-    assert grown < 4 * 1024, f"RSS grew by {grown} KiB over 1,000 connect-and-drop clients"
+    # An open stream costs about 60 KiB: 1,000 leaked would show as 60 MiB. RSS
+    # moves by a few MiB between runs for no reason of ours (arenas, caches).
+    assert grown < 10 * 1024, f"RSS grew by {grown} KiB over 1,000 connect-and-drop clients"
 
 
 @pytest.mark.services
