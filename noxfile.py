@@ -56,11 +56,12 @@ def requirements(django: str) -> list[str]:
     """requirements.txt with this session's Django, without the type checkers'
     stubs (pinned to the main Django; mypy runs in the main .venv)."""
     pins = []
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        name = re.split(r"[=<>\[ ]", line.strip(), maxsplit=1)[0].lower()
+    for text in (ROOT / "requirements.txt").read_text().splitlines():
+        line = text.split(" #", 1)[0].strip()  # pip allows a comment after a pin
+        name = re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower()
         if not name or name.startswith("#") or name in {"django-stubs", "mypy", "nox"}:
             continue
-        pins.append(f"Django=={django}" if name == "django" else line.strip())
+        pins.append(f"Django=={django}" if name == "django" else line)
     return pins
 
 

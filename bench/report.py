@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from graphapp.conf import DEFAULTS
+
 TARGETS = {
     "graphapp": "graphapp",
     "floor": "floor (bare async view)",
@@ -518,7 +520,9 @@ def write(results: dict[str, Any], out: Path) -> None:
         "### 3. Idle",
         "",
         "Server CPU while the streams are open and nothing changes (heartbeats; for graphapp "
-        "also its permission revalidation, every REVALIDATE_INTERVAL = 60 s), as the mean over "
+        "also its permission revalidation, every REVALIDATE_INTERVAL = "
+        f"{DEFAULTS['REVALIDATE_INTERVAL']:.0f} s, which the windows cover whole), "
+        "as the mean over "
         "consecutive windows of "
         + (f"{idle_rows(results)[0]['window']:.0f} s" if idle_rows(results) else "\u2013")
         + " (lowest and highest window in brackets), under daphne.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from bench.harness import (
     site_env,
     viewer_cookies,
 )
+from graphapp.conf import DEFAULTS
 
 PATHS = {
     "graphapp": "/graph/events/",
@@ -62,7 +64,9 @@ class Plan:
             (100, 1000),
             5,
             1000,
-            4,
+            # Windows over one whole REVALIDATE_INTERVAL: every stream checks
+            # its session once in it, as it does in every such interval.
+            math.ceil(DEFAULTS["REVALIDATE_INTERVAL"] / 15.0),
             15.0,
             10_000,
             3,

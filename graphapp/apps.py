@@ -10,7 +10,7 @@ class GraphappConfig(AppConfig):
         # Connect the receivers that publish after every committed change.
         from django.core import checks
 
-        from graphapp import signals
+        from graphapp import revoke, signals
         from graphapp.checks import check_cross_process_updates, check_deployment
         from graphapp.conf import get_config
 
@@ -18,6 +18,7 @@ class GraphappConfig(AppConfig):
         # ImproperlyConfigured naming the key, not at the first stream.
         get_config()
         signals.connect()
+        revoke.connect()
         # The live panel on the admin's index, unless the project has its own index.
         from django.contrib import admin
 

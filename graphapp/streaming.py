@@ -24,6 +24,7 @@ from graphapp import shutdown
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.publish import channel_layer, encode, publisher, state_of
+from graphapp.revoke import REVOKE
 from graphapp.types import ChannelLayer, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -69,9 +70,10 @@ class Subscriber:
     """One open stream's mailbox: the latest snapshot not yet sent, and the
     changes not yet sent merged into one batch; nothing more."""
 
-    __slots__ = ("_changes", "_closed", "_frame", "_ready", "final")
+    __slots__ = ("_changes", "_closed", "_frame", "_ready", "final", "session")
 
-    def __init__(self) -> None:
+    def __init__(self, session: str = "") -> None:
+        self.session = session  # graphapp.revoke.session_digest() of its session
         self._frame: bytes | None = None
         self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._ready = asyncio.Event()
@@ -164,9 +166,12 @@ class Hub:
     def subscribed(self) -> bool:
         return self._reader is not None
 
-    async def subscribe(self) -> Subscriber:
-        """Join the group if needed, then return a subscriber holding the latest snapshot."""
-        subscriber = Subscriber()
+    async def subscribe(self, session: str = "") -> Subscriber:
+        """Join the group if needed, then return a subscriber holding the latest snapshot.
+
+        ``session`` (a digest, see graphapp.revoke) lets a logout end it at once.
+        """
+        subscriber = Subscriber(session)
         self.subscribers.add(subscriber)
         try:
             if self._reader is None:
@@ -234,6 +239,9 @@ class Hub:
             subscriber.offer_changes(version, changes, frame)
 
     def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == REVOKE:
+            self._revoke(message.get("session"))
+            return
         version, data, state = message.get("version"), message.get("data"), message.get("state")
         if (
             message.get("type") != "graph.stats"
@@ -249,6 +257,19 @@ class Hub:
             # Even when the statistics told nothing new (a node created and deleted
             # within one window), the changes do.
             self._on_changes(changes)
+
+    def _revoke(self, session: object) -> None:
+        """End the streams of a session that logged out (see graphapp.revoke)."""
+        if not isinstance(session, str) or not session:
+            return
+        ended = [s for s in self.subscribers if s.session == session]
+        for subscriber in ended:
+            self.subscribers.discard(subscriber)
+            subscriber.close()
+        if ended:
+            logger.info("graphapp: %d stream(s) ended by their session's logout", len(ended))
+        if not self.subscribers and self.subscribed:
+            self._stop()
 
     def _on_changes(self, changes: Any) -> None:
         version, data = (
@@ -381,6 +402,7 @@ async def event_stream(
     revalidate_every: float = 60.0,
     min_interval: float = 0.0,
     on_end: Callable[[], None] | None = None,
+    session: str = "",
 ) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
@@ -389,7 +411,8 @@ async def event_stream(
     CancelledError passes through here.
     Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
     stream when the answer is no (a logged-out or expired session, a revoked
-    permission): the browser reconnects, gets 403 and stops.
+    permission): the browser reconnects, gets 403 and stops. A logout of
+    ``session`` ends it at once (graphapp.revoke).
     Updates leave at most once per ``min_interval`` seconds, the latest one
     then: the server's write buffer for a client that stops reading (daphne
     does not apply back-pressure) grows with time, never with the rate of writes.
@@ -399,7 +422,7 @@ async def event_stream(
     loop = asyncio.get_running_loop()
     next_check = loop.time() + revalidate_every
     try:
-        subscriber = await hub.subscribe()
+        subscriber = await hub.subscribe(session)
         first = await subscriber.next(0.0) or b""
         yield sse_frame(retry=retry) + first
         sent = loop.time()

@@ -40,6 +40,7 @@ from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission
 from graphapp.publish import channel_layer, publisher
+from graphapp.revoke import session_digest
 from graphapp.streaming import current_hub, event_stream
 
 
@@ -156,6 +157,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             revalidate_every=config["REVALIDATE_INTERVAL"],
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,
+            session=session_digest(request.session.session_key),
         ),
         content_type="text/event-stream; charset=utf-8",
     )

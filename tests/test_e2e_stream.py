@@ -363,7 +363,8 @@ async def test_stream_ends_when_its_session_is_logged_out(make_server: Any) -> N
             with pytest.raises(TimeoutError):
                 await read_until_closed(kept, within=1.0)
         assert (await other.get("/graph/events/")).status_code == 403
-    assert "its user may no longer read it" in server.log()
+    # Ended by the logout itself (graphapp.revoke), not by the next check.
+    assert "1 stream(s) ended by their session's logout" in server.log()
 
 
 EXPIRE_SESSION = """
@@ -397,3 +398,26 @@ async def test_stream_ends_when_its_session_expires_or_its_permission_goes(
             assert b"event: stats" in body
         assert (await viewer.get("/graph/events/")).status_code == 403
     assert "its user may no longer read it" in server.log()
+
+
+async def test_a_logout_ends_that_sessions_streams_at_once(make_server: Any) -> None:
+    # The periodic check is 10 minutes away: only the logout itself can end it.
+    server = make_server(graphapp={"REVALIDATE_INTERVAL": 600, "HEARTBEAT": 0.2})
+    async with logged_in(server, "viewer") as leaving, logged_in(server, "viewer") as staying:
+        async with (
+            leaving.stream("GET", "/graph/events/") as ended,
+            staying.stream("GET", "/graph/events/") as kept,
+        ):
+            logout = await leaving.post(
+                "/accounts/logout/",
+                data={"csrfmiddlewaretoken": leaving.cookies["csrftoken"]},
+                headers=csrf_headers(leaving, server),
+            )
+            assert logout.status_code in {200, 302}
+            body = await read_until_closed(ended, within=5.0)
+            assert b"event: stats" in body
+            # The same user's other session streams on.
+            with pytest.raises(TimeoutError):
+                await read_until_closed(kept, within=1.0)
+        assert (await leaving.get("/graph/events/")).status_code == 403
+    assert "1 stream(s) ended by their session's logout" in server.log()

@@ -205,3 +205,29 @@ async def test_after_a_burst_every_client_ends_on_the_final_state(servers: Serve
             await client.aclose()
     assert {event["nodes"] for event in last} == {final["nodes"]}
     assert all(event["tiers"] == final["tiers"] for event in last)
+
+
+async def test_a_logout_on_one_process_ends_that_sessions_streams_on_the_other(
+    servers: Servers,
+) -> None:
+    a, b = servers.start(2, services_run=True, graphapp={"REVALIDATE_INTERVAL": 600})
+    # The same session (one database, one secret) streams from process B.
+    async with (
+        logged_in(a, "viewer") as on_a,
+        httpx.AsyncClient(base_url=b.url, cookies=on_a.cookies, timeout=10) as on_b,
+        on_b.stream("GET", "/graph/events/") as streaming,
+    ):
+        assert streaming.status_code == 200
+        logout = await on_a.post(
+            "/accounts/logout/",
+            data={"csrfmiddlewaretoken": on_a.cookies["csrftoken"]},
+            headers={"X-CSRFToken": on_a.cookies["csrftoken"], "Referer": f"{a.url}/"},
+        )
+        assert logout.status_code in {200, 302}
+
+        async def to_the_end() -> bytes:
+            return b"".join([chunk async for chunk in streaming.aiter_raw()])
+
+        body = await asyncio.wait_for(to_the_end(), 5.0)
+    assert b"event: stats" in body
+    assert "ended by their session's logout" in b.log()
