@@ -251,7 +251,12 @@ def streaming(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
                     last = [run["last"] for run in runs if run["last"] is not None]
                     log(f"  n={have}: last {spread(last) if last else 'none'}")
                     if kind == "daphne" and level == plan.idle_streams:
-                        windows = idle(server, proc, plan.idle_windows, plan.idle_window)
+                        # Only graphapp revalidates (every REVALIDATE_INTERVAL): its
+                        # windows cover one whole interval; the others' four.
+                        count = (
+                            plan.idle_windows if target == "graphapp" else min(plan.idle_windows, 4)
+                        )
+                        windows = idle(server, proc, count, plan.idle_window)
                         results["idle"].append({"target": target, "n": have, "windows": windows})
                         log(f"  idle: {[round(w['server_cpu_pct'], 2) for w in windows]} %")
             finally:
