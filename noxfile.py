@@ -18,7 +18,9 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.download_python = "never"  # the machine's interpreters, never a download
-nox.options.error_on_missing_interpreters = True
+# A machine without Python 3.13 skips that session with nox's message; CI (which
+# sets GRAPHAPP_REQUIRE_SERVICES=1, as for PostgreSQL, Redis and chromium) fails.
+nox.options.error_on_missing_interpreters = os.environ.get("GRAPHAPP_REQUIRE_SERVICES") == "1"
 nox.options.reuse_venv = "yes"  # pip still brings each session up to its pins
 
 ROOT = Path(__file__).resolve().parent
