@@ -123,6 +123,8 @@ class Stream(asyncio.Protocol):
                 return
             message = bytes(body[:end])
             del body[: end + 2]
+            if message.startswith(b"event: change") or b"\nevent: change" in message:
+                continue  # graphapp's node-change feed: not a snapshot
             data = [
                 line[5:].lstrip(b" ") for line in message.split(b"\n") if line.startswith(b"data:")
             ]
