@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
@@ -420,7 +421,10 @@ async def event_stream(
     hub = get_hub()
     subscriber: Subscriber | None = None
     loop = asyncio.get_running_loop()
-    next_check = loop.time() + revalidate_every
+    # The first check somewhere in the second half of the interval: streams
+    # opened together (a restart's reconnecting browsers) do not all check in
+    # the same instant, every interval after.
+    next_check = loop.time() + revalidate_every * (0.5 + random.random() / 2)
     try:
         subscriber = await hub.subscribe(session)
         first = await subscriber.next(0.0) or b""
@@ -453,9 +457,9 @@ async def event_stream(
         if subscriber is not None and subscriber.final:
             yield subscriber.final
     except DatabaseError as exc:
-        logger.error(
-            "graphapp: stream ended, the first snapshot failed: %s: %s", type(exc).__name__, exc
-        )
+        # The first snapshot or a check could not read the database; the
+        # browser reconnects, and the next attempt reads it again.
+        logger.error("graphapp: stream ended on a database error: %s: %s", type(exc).__name__, exc)
     finally:
         if subscriber is not None:
             hub.unsubscribe(subscriber)
