@@ -263,14 +263,9 @@ class Hub:
         """End the streams of a session that logged out (see graphapp.revoke)."""
         if not isinstance(session, str) or not session:
             return
-        ended = [s for s in self.subscribers if s.session == session]
-        for subscriber in ended:
-            self.subscribers.discard(subscriber)
-            subscriber.close()
+        ended = self._end([s for s in self.subscribers if s.session == session])
         if ended:
-            logger.info("graphapp: %d stream(s) ended by their session's logout", len(ended))
-        if not self.subscribers and self.subscribed:
-            self._stop()
+            logger.info("graphapp: %d stream(s) ended by their session's logout", ended)
 
     def _on_changes(self, changes: Any) -> None:
         version, data = (
@@ -353,19 +348,22 @@ class Hub:
             )
 
     def _fail(self) -> None:
-        subscribers, self.subscribers = self.subscribers, set()
-        for subscriber in subscribers:
-            subscriber.close()
-        self._reader = None
-        self._stop()
+        self._reader = None  # ending by itself: _stop must not cancel it
+        self._end(list(self.subscribers))
 
     def close_all(self, final: Callable[[], bytes]) -> int:
         """End every stream, each sending ``final()`` last; returns how many."""
-        subscribers, self.subscribers = self.subscribers, set()
-        for subscriber in subscribers:
-            subscriber.close(final())
-        self._stop()
-        return len(subscribers)
+        return self._end(list(self.subscribers), final)
+
+    def _end(self, ending: list[Subscriber], final: Callable[[], bytes] | None = None) -> int:
+        """Close these streams (each sending ``final()`` last, if given), and
+        leave the group when none is left; returns how many."""
+        self.subscribers.difference_update(ending)
+        for subscriber in ending:
+            subscriber.close(final() if final is not None else b"")
+        if not self.subscribers:
+            self._stop()
+        return len(ending)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
