@@ -38,13 +38,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _check_thread_lets_the_test_database_go(django_db_setup: None) -> Iterator[None]:
-    """graphapp's permission-check thread keeps its connection a few seconds after
-    a check; PostgreSQL cannot drop a database somebody is connected to."""
+def _graphapp_threads_let_the_test_database_go(django_db_setup: None) -> Iterator[None]:
+    """graphapp's permission-check and publisher threads keep their connections a
+    few seconds after use; PostgreSQL cannot drop a database somebody is connected to."""
     yield
+    from graphapp.publish import publisher
     from graphapp.views import check_thread
 
     check_thread.close_connections()
+    assert publisher.close_connections(), "the publisher did not close its connections"
 
 
 @pytest.fixture
