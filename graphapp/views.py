@@ -15,7 +15,6 @@ from typing import Any, Final
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.contrib.auth import aget_user
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import connection, connections, transaction
@@ -38,14 +37,14 @@ from graphapp.forms import (
 )
 from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
-from graphapp.permissions import CheckName, check_permission
+from graphapp.permissions import CheckName, check_permission, load_and_check
 from graphapp.publish import channel_layer, publisher
 from graphapp.revoke import session_digest
 from graphapp.streaming import current_hub, event_stream
 
 
 async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
-    return await check_permission(await request.auser(), name)
+    return (await load_and_check(request, name))[1]
 
 
 def _forbidden() -> JsonResponse:
@@ -103,7 +102,7 @@ async def _still_allowed(request: HttpRequest) -> bool:
     fresh = HttpRequest()
     fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
     async with check_thread.context():
-        return await check_permission(await aget_user(fresh), "VIEW_PERMISSION_CHECK")
+        return await _allowed(fresh)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -134,10 +133,9 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     down, both with ``Retry-After``.
     """
     async with check_thread.context():
-        allowed = await _allowed(request)
+        user, allowed = await load_and_check(request, "VIEW_PERMISSION_CHECK")
     if not allowed:
         return _forbidden()
-    user = await request.auser()  # cached by the check: no query
     # Anonymous visitors (where the check lets anyone read) all have pk None;
     # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
     key = user.pk if user.is_authenticated else object()
@@ -170,7 +168,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 @never_cache
 async def live(request: HttpRequest) -> HttpResponse:
     """The live page: totals, tiers and types, fed by the stream."""
-    user = await request.auser()
+    user = await request.auser()  # cached by login_required
     if not await check_permission(user, "VIEW_PERMISSION_CHECK"):
         raise PermissionDenied
     # Resolved here: the template must not load the user from the event loop.
