@@ -76,9 +76,7 @@ def requirements(django: str) -> list[str]:
 def tests(session: nox.Session, django: str) -> None:
     """pytest on the embedded default (SQLite, in-memory layer)."""
     session.install(*requirements(django))
-    installed = session.run(
-        "python", "-c", "import django; print(django.__version__)", silent=True
-    )
+    installed = session.run("python", "-c", "import django; print(django.__version__)", silent=True)
     assert isinstance(installed, str)
     assert installed.strip() == django, installed
     session.run("pytest", *session.posargs)
