@@ -68,6 +68,7 @@ class CheckThread:
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
         self._last = 0.0
+        self._idle_loop: asyncio.AbstractEventLoop | None = None  # where a timer waits
 
     @contextlib.asynccontextmanager
     async def context(self) -> AsyncIterator[None]:
@@ -81,9 +82,21 @@ class CheckThread:
             raise
         finally:
             self._last = time.monotonic()
-            asyncio.get_running_loop().call_later(
-                self.IDLE_CLOSE, self._executor.submit, self._close_if_idle
-            )
+            # One timer at a time, not one per check (a thousand connects would
+            # each send the thread a task five seconds later); a new one when
+            # the loop that had it is gone.
+            loop = asyncio.get_running_loop()
+            if self._idle_loop is not loop:
+                self._idle_loop = loop
+                loop.call_later(self.IDLE_CLOSE, self._when_idle, loop)
+
+    def _when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        quiet = time.monotonic() - self._last
+        if quiet < self.IDLE_CLOSE:
+            loop.call_later(self.IDLE_CLOSE - quiet, self._when_idle, loop)
+        elif self._idle_loop is loop:
+            self._idle_loop = None
+            self._executor.submit(self._close_if_idle)
 
     def _close_if_idle(self) -> None:
         if time.monotonic() - self._last >= self.IDLE_CLOSE:
