@@ -132,7 +132,10 @@ class Publisher:
                 self._add_changes(changes)
             if self._thread is None or not self._thread.is_alive():
                 self._start()
-        self._wake.set()
+        # Already set (a burst): the thread has not cleared it yet, and reads
+        # the count, which went up above, only after clearing it.
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every request made so far is published; False on time-out."""
