@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest chromium clean
+.PHONY: install run test lint typecheck pytest chromium clean screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ pytest: install chromium
 	$(BIN)/nox --session "tests(django6.1)"
 
 test: lint typecheck pytest
+
+# The README's screenshots (docs/screenshots); the suite's own go to build/screenshots.
+screenshots: install chromium
+	GRAPHAPP_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

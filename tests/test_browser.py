@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +43,8 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# build/screenshots on every run; `make screenshots` writes the README's, in docs/.
+SCREENSHOTS = Path(os.environ.get("GRAPHAPP_SCREENSHOTS", ROOT / "build" / "screenshots"))
 
 
 async def sign_in(page: Page, server: LiveServer, path: str, username: str = "admin") -> Page:
@@ -138,10 +140,14 @@ async def admin_form_save(page: Page, server: LiveServer, path: str, **fields: s
     await page.wait_for_selector(".messagelist .success")
 
 
+def screenshot_path(name: str, *, dark: bool) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS / f"{name}-{'dark' if dark else 'light'}.png"
+
+
 async def screenshot(page: Page, name: str, *, dark: bool) -> None:
     await page.emulate_media(color_scheme="dark" if dark else "light")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"{name}-{'dark' if dark else 'light'}.png")
+    await page.screenshot(path=screenshot_path(name, dark=dark))
     await page.emulate_media(color_scheme="light")
 
 
