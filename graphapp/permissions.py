@@ -25,7 +25,7 @@ def user_has_perm(user: User, perm: str) -> bool:
     if not user.is_authenticated:
         return False
     method = getattr(user, "has_perm", None)
-    return callable(method) and method(perm) is True
+    return callable(method) and bool(method(perm))
 
 
 async def has_perm(user: User, perm: str) -> bool:

@@ -58,8 +58,8 @@ IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 RESEND_AFTER: Final = 1.0
 RETRY_AT_MOST: Final = 60.0  # seconds between tries while the database fails
 #: The publisher's thread keeps its database connection from one publication to
-#: the next (opening one cost SQLite 1.5 ms of the 3 between a commit and the
-#: streams' event, PostgreSQL more), and closes it after this many quiet seconds.
+#: the next (opening one was 1.1 of a publication's 4.5 ms on SQLite, a whole
+#: connect on PostgreSQL without a pool), and closes it after this many quiet seconds.
 IDLE_CLOSE: Final = 5.0
 
 #: Sent in the publisher's thread after each snapshot is computed, with
