@@ -9,7 +9,6 @@ from typing import Literal
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import aget_user, get_user
-from django.contrib.auth.models import PermissionsMixin
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
 
@@ -26,15 +25,6 @@ def user_has_perm(user: User, perm: str) -> bool:
         return False
     method = getattr(user, "has_perm", None)
     return callable(method) and bool(method(perm))
-
-
-async def has_perm(user: User, perm: str) -> bool:
-    """``user.has_perm(perm)`` without blocking the event loop."""
-    if not user.is_authenticated:
-        return False
-    if isinstance(user, PermissionsMixin):
-        return await user.ahas_perm(perm)
-    return await sync_to_async(user_has_perm)(user, perm)
 
 
 def can_view_graph(user: User) -> bool:

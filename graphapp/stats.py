@@ -29,15 +29,6 @@ class Stats(TypedDict):
     types: dict[str, int]
 
 
-def _node_aggregates() -> dict[str, Any]:
-    aggregates: dict[str, Any] = {"nodes": Count("pk")}
-    aggregates |= {f"tier:{tier}": Count("pk", filter=tier_q(tier)) for tier in Tier.values}
-    aggregates |= {
-        f"type:{kind}": Count("pk", filter=Q(node_type=kind)) for kind in NodeType.values
-    }
-    return aggregates
-
-
 # The statement the ORM writes for the node counts, per database alias, kept
 # after its first use: building and compiling a dozen filtered aggregates costs
 # about 1 ms of Python per snapshot, four times what SQLite spends running it
@@ -67,8 +58,13 @@ def _compile_node_counts(using: str) -> dict[str, int]:
         seen.append((sql, tuple(params or ())))
         return execute(sql, params, many, context)
 
+    aggregates: dict[str, Any] = {"nodes": Count("pk")}
+    aggregates |= {f"tier:{tier}": Count("pk", filter=tier_q(tier)) for tier in Tier.values}
+    aggregates |= {
+        f"type:{kind}": Count("pk", filter=Q(node_type=kind)) for kind in NodeType.values
+    }
     with connection.execute_wrapper(record):
-        counts = Node.objects.using(using).order_by().aggregate(**_node_aggregates())
+        counts = Node.objects.using(using).order_by().aggregate(**aggregates)
     if len(seen) == 1:
         _node_counts_statements[using, connection.vendor] = seen[0]
     return counts

@@ -38,6 +38,7 @@ from graphapp.forms import (
 from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission, load_and_check
+from graphapp.publish import IDLE_CLOSE as CONNECTION_IDLE_CLOSE
 from graphapp.publish import channel_layer, publisher
 from graphapp.revoke import session_digest
 from graphapp.streaming import current_hub, event_stream
@@ -63,7 +64,7 @@ class CheckThread:
     must not hold a connection of its own.
     """
 
-    IDLE_CLOSE: Final = 5.0
+    IDLE_CLOSE: Final = CONNECTION_IDLE_CLOSE  # as the publisher's thread
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
@@ -91,10 +92,12 @@ class CheckThread:
                 loop.call_later(self.IDLE_CLOSE, self._when_idle, loop)
 
     def _when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._idle_loop is not loop:
+            return  # another loop's timer has taken over
         quiet = time.monotonic() - self._last
         if quiet < self.IDLE_CLOSE:
             loop.call_later(self.IDLE_CLOSE - quiet, self._when_idle, loop)
-        elif self._idle_loop is loop:
+        else:
             self._idle_loop = None
             self._executor.submit(self._close_if_idle)
 

@@ -25,9 +25,11 @@ class SubscribeFailingChannelLayer(InMemoryChannelLayer):
 
 def wrapped_view_check(user: Any) -> Any:
     """A plain permission check that returns a coroutine."""
-    from graphapp.permissions import has_perm
+    from asgiref.sync import sync_to_async
 
-    return has_perm(user, "graphapp.view_node")
+    from graphapp.permissions import can_view_graph
+
+    return sync_to_async(can_view_graph)(user)
 
 
 async def anyone(user: Any) -> bool:
