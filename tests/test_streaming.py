@@ -94,6 +94,20 @@ async def test_subscriber_next_wakes_when_a_frame_is_offered_while_waiting() -> 
     assert await asyncio.wait_for(waiting, 1.0) == b"late\n\n"
 
 
+async def test_subscriber_wakes_for_an_offer_after_a_heartbeat_passed_and_a_cancel() -> None:
+    subscriber = Subscriber()
+    assert await subscriber.next(0.01) is None  # the heartbeat passed: nothing came
+    cancelled = asyncio.create_task(subscriber.next(10.0))
+    await asyncio.sleep(0)
+    cancelled.cancel()  # the client left while its stream waited
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    waiting = asyncio.create_task(subscriber.next(10.0))
+    await asyncio.sleep(0)
+    subscriber.offer(b"after\n\n")
+    assert await asyncio.wait_for(waiting, 1.0) == b"after\n\n"
+
+
 async def test_subscriber_offer_after_read_is_delivered_once() -> None:
     subscriber = Subscriber()
     subscriber.offer(b"one\n\n")
