@@ -46,6 +46,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.dispatch import Signal
 
+from graphapp import ledger
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.stats import compute_stats
@@ -271,6 +272,7 @@ class Publisher:
                         resend = (time.monotonic() + RESEND_AFTER, message)
                         if watch is not None and seen is not None:
                             watch.accept(seen)
+                        _compact_ledger()  # after the send: off the path to the streams
                 except Exception:
                     # Unexpected: log it and keep serving; the thread must not die.
                     logger.exception("graphapp: publication failed")
@@ -376,6 +378,18 @@ class Publisher:
                 "graphapp: publishing to the channel layer failed: %s: %s", type(exc).__name__, exc
             )
         self._layer_failing = True
+
+
+def _compact_ledger() -> None:
+    """Fold the degree ledger's pending rows (PostgreSQL; see graphapp.ledger)."""
+    if not ledger.in_use(DEFAULT_DB_ALIAS):
+        return
+    try:
+        ledger.compact(DEFAULT_DB_ALIAS)
+    except DatabaseError as exc:
+        # The statistics stay right (they read the pending rows too); the next
+        # publication folds them.
+        logger.warning("graphapp: degree ledger not compacted: %s: %s", type(exc).__name__, exc)
 
 
 def _notify(signal: Signal, **kwargs: Any) -> None:

@@ -1,8 +1,9 @@
 """The statistics snapshot, computed in the database with a fixed number of queries.
 
 Two queries whatever the graph's size: one aggregate over nodes (total, per
-tier, per type), and one over the edges that counts them and sums every node's
-entanglement. No Python loop touches a row.
+tier, per type), and one that counts the edges and sums every node's
+entanglement: over the edges themselves, or on PostgreSQL over the per-node
+sums the database keeps (graphapp.ledger). No Python loop touches a row.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Q
 
+from graphapp import ledger
 from graphapp.conf import get_config
 from graphapp.models import Edge, Node, NodeType, Tier, tier_q
 
@@ -73,24 +75,12 @@ def _compile_node_counts(using: str) -> dict[str, int]:
 # Per node: degree in both directions and mean outgoing weight, folded into
 # min(1, degree / (N - 1) * (1 + w)) and summed; the edge count comes with it.
 #
-# PostgreSQL: two aggregates, each grouped in the order of an index it reads
-# alone (an index-only scan of (source_id, weight), one of target_id), joined
-# on the node: no sort, no hash of every edge end.
-_ENTANGLEMENT_SQL_JOIN = """
-SELECT COALESCE(SUM(o.edges), 0),
-       COALESCE(SUM(LEAST(1.0, (COALESCE(o.edges, 0) + COALESCE(i.edges, 0)) / %s
-                               * (1.0 + COALESCE(o.weight / o.edges, 0.0)))), 0.0)
-FROM (SELECT {source} AS n, COUNT(*) AS edges, SUM({weight}) AS weight
-      FROM {edge} GROUP BY {source}) AS o
-FULL JOIN (SELECT {target} AS n, COUNT(*) AS edges FROM {edge} GROUP BY {target}) AS i
-    ON o.n = i.n
-"""
-
-# Elsewhere (SQLite plans that join as a nested loop): each end's aggregate
-# grouped in its index's order, as above, then the at most 2N per-node rows
-# grouped once more: 150 ms at 100k nodes and 300k edges, where grouping every
-# edge end took 200.
-_ENTANGLEMENT_SQL_UNION = """
+# Over the edges themselves, where the database keeps no ledger (PostgreSQL
+# does: graphapp.ledger). Each end's aggregate is grouped in the order of an
+# index it reads alone (covering (source_id, weight), and target_id), then the
+# at most 2N per-node rows are grouped once more: on SQLite 150 ms at 100k nodes
+# and 300k edges, where grouping every edge end took 200.
+_ENTANGLEMENT_SQL = """
 SELECT COALESCE(SUM(o), 0),
        COALESCE(SUM(CASE WHEN x > 1.0 THEN 1.0 ELSE x END), 0.0) FROM (
     SELECT SUM(o) AS o, CAST(SUM(d) AS DOUBLE PRECISION) / %s
@@ -109,8 +99,7 @@ SELECT COALESCE(SUM(o), 0),
 def _entanglement_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     meta = Edge._meta
-    sql = _ENTANGLEMENT_SQL_JOIN if connection.vendor == "postgresql" else _ENTANGLEMENT_SQL_UNION
-    return sql.format(
+    return _ENTANGLEMENT_SQL.format(
         edge=quote(meta.db_table),
         source=quote(meta.get_field("source").column),
         target=quote(meta.get_field("target").column),
@@ -129,8 +118,12 @@ def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tu
     if node_count <= 1:
         return Edge.objects.using(using).count(), 0.0
     connection = connections[using]
+    others = float(node_count - 1)
     with connection.cursor() as cursor:
-        cursor.execute(_entanglement_sql(connection), [float(node_count - 1)])
+        if ledger.in_use(using):
+            cursor.execute(ledger.ENTANGLEMENT_SQL, [others, others])
+        else:
+            cursor.execute(_entanglement_sql(connection), [others])
         row = cursor.fetchone()
     return (int(row[0]), float(row[1])) if row else (0, 0.0)
 

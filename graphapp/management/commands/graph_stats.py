@@ -1,11 +1,13 @@
-"""Print the graph's statistics snapshot as JSON."""
+"""Print the graph's statistics snapshot as JSON; ``--rebuild`` the degree ledger first."""
 
 import json
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
+from graphapp import ledger
 from graphapp.publish import publisher
 
 
@@ -14,6 +16,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--indent", type=int, default=2, help="JSON indent (default 2)")
+        parser.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="PostgreSQL: recompute the per-node degree ledger from the edges first "
+            "(after writes that skipped triggers, such as pg_restore --disable-triggers)",
+        )
 
-    def handle(self, *args: Any, indent: int, **options: Any) -> None:
+    def handle(self, *args: Any, indent: int, rebuild: bool, **options: Any) -> None:
+        if rebuild:
+            if not ledger.in_use(DEFAULT_DB_ALIAS):
+                raise CommandError("--rebuild: only PostgreSQL keeps a degree ledger")
+            try:
+                ledger.rebuild(DEFAULT_DB_ALIAS)
+            except DatabaseError as exc:
+                raise CommandError(f"--rebuild failed: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(json.dumps(publisher.snapshot(), indent=indent or None))

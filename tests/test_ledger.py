@@ -1,0 +1,263 @@
+"""graphapp.ledger: the per-node sums PostgreSQL keeps equal the edges' own,
+whatever wrote the edges, before and after they are folded."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from graphapp import ledger, stats
+from graphapp.models import Edge, Node
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db]
+
+
+def node(name: str = "n") -> Node:
+    return Node.objects.create(content=name, node_type="FACT", momentum=0.5)
+
+
+def direct() -> tuple[int, float]:
+    """The edge count and the entanglement sum, grouped from the edges themselves."""
+    others = float(max(Node.objects.count() - 1, 1))
+    with connection.cursor() as cursor:
+        cursor.execute(stats._entanglement_sql(connection), [others])
+        edges, total = cursor.fetchone()
+    return int(edges), float(total)
+
+
+def kept() -> tuple[int, float]:
+    """The same, from the ledger (folded rows and pending ones)."""
+    others = float(max(Node.objects.count() - 1, 1))
+    with connection.cursor() as cursor:
+        cursor.execute(ledger.ENTANGLEMENT_SQL, [others, others])
+        edges, total = cursor.fetchone()
+    return int(edges), float(total)
+
+
+def ledger_rows() -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COUNT(*) FROM {ledger.DEGREE}), (SELECT COUNT(*) FROM {ledger.DELTA})"
+        )
+        folded, pending = cursor.fetchone()
+    return int(folded), int(pending)
+
+
+def nodes_with_edges() -> int:
+    ends = set(Edge.objects.values_list("source_id", flat=True))
+    return len(ends | set(Edge.objects.values_list("target_id", flat=True)))
+
+
+def assert_ledger_matches_the_edges() -> None:
+    edges, total = direct()
+    assert kept() == (edges, pytest.approx(total, rel=1e-12, abs=1e-12))
+    ledger.compact()
+    assert kept() == (edges, pytest.approx(total, rel=1e-12, abs=1e-12))
+    # Folded: one row per node that has an edge, none for the others, nothing pending.
+    assert ledger_rows() == (nodes_with_edges(), 0)
+
+
+def test_every_kind_of_edge_write_reaches_the_ledger() -> None:
+    a, b, c, d, e, f = (node(name) for name in "abcdef")
+    writes: list[tuple[str, Callable[[], object]]] = [
+        ("create", lambda: Edge.objects.create(source=a, target=b, weight=0.5)),
+        (
+            "bulk_create",
+            lambda: Edge.objects.bulk_create(
+                [
+                    Edge(source=a, target=c, weight=0.25),
+                    Edge(source=b, target=c, weight=1.5),
+                    Edge(source=c, target=a, weight=0.75),
+                    Edge(source=d, target=a, weight=2.0),
+                    Edge(source=e, target=d, weight=0.1),
+                ]
+            ),
+        ),
+        ("update weights", lambda: Edge.objects.filter(source=a).update(weight=0.9)),
+        ("move a target", lambda: Edge.objects.filter(source=b, target=c).update(target=f)),
+        ("move a source", lambda: Edge.objects.filter(source=e).update(source=f)),
+        ("save changed", lambda: _reweigh(Edge.objects.get(source=c, target=a), 3.0)),
+        ("delete one", lambda: Edge.objects.get(source=a, target=b).delete()),
+        ("delete a node (cascade)", lambda: Node.objects.filter(pk=d.pk).delete()),
+        ("raw SQL", lambda: _raw_edge(b, e, 0.3)),
+        ("queryset delete", lambda: Edge.objects.filter(weight__lt=1.0).delete()),
+    ]
+    for name, write in writes:
+        write()
+        assert ledger_rows()[1] > 0, f"{name}: no pending row"
+        assert_ledger_matches_the_edges()
+    # Left: b -> f at 1.5 (moved from c) and c -> a at 3.0 (saved with a new weight).
+    assert sorted(Edge.objects.values_list("weight", flat=True)) == [1.5, 3.0]
+
+
+def _reweigh(edge: Edge, weight: float) -> None:
+    edge.weight = weight
+    edge.save()
+
+
+def _raw_edge(source: Node, target: Node, weight: float) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO graphapp_edge (source_id, target_id, relation, weight, created_at)"
+            " VALUES (%s, %s, 'relates_to', %s, now())",
+            [source.pk, target.pk, weight],
+        )
+
+
+def test_a_node_that_loses_its_last_edge_keeps_no_row_nor_weight_residue() -> None:
+    a, b = node(), node()
+    weights = [0.1, 0.2, 0.7]
+    for weight in weights:
+        Edge.objects.create(source=a, target=node(), weight=weight)
+    Edge.objects.create(source=b, target=a, weight=1.0)
+    ledger.compact()
+    Edge.objects.filter(source=a).delete()
+    ledger.compact()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT node_id, out_edges, in_edges, out_weight FROM {ledger.DEGREE}")
+        rows = sorted(cursor.fetchall())
+    # a keeps its incoming edge and no trace of 0.1 + 0.2 + 0.7 - 0.1 - 0.2 - 0.7.
+    assert rows == sorted([(a.pk, 0, 1, 0.0), (b.pk, 1, 0, 1.0)])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_truncating_the_edges_empties_the_ledger() -> None:
+    a, b = node(), node()
+    Edge.objects.create(source=a, target=b)
+    ledger.compact()
+    Edge.objects.create(source=b, target=a)
+    assert ledger_rows() == (2, 2)
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE graphapp_edge")
+    assert ledger_rows() == (0, 0)
+    assert kept() == (0, 0.0)
+
+
+def _write_skipping_triggers(source: Node, target: Node) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            _raw_edge(source, target, 0.5)
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def test_rebuild_catches_up_with_writes_that_skipped_the_triggers() -> None:
+    a, b, c = node(), node(), node()
+    Edge.objects.create(source=a, target=b)
+    _write_skipping_triggers(b, c)
+    assert kept()[0] == 1  # the ledger did not see it
+    ledger.rebuild()
+    assert kept() == direct()
+    assert direct()[0] == 2
+    assert ledger_rows() == (3, 0)
+
+
+def test_graph_stats_rebuild_reports_the_edges_the_triggers_missed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, b = node(), node()
+    _write_skipping_triggers(a, b)
+    call_command("graph_stats", "--rebuild")
+    assert '"edges": 1' in capsys.readouterr().out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writers_on_one_hub_node_never_wait_for_each_other() -> None:
+    # What a counter updated in place by the triggers would get wrong: the second
+    # writer would wait for the first one's commit on the hub's row.
+    hub, x, y = node("hub"), node("x"), node("y")
+    first_wrote = threading.Event()
+    second_done = threading.Event()
+    failures: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                Edge.objects.create(source=x, target=hub)
+                first_wrote.set()
+                # Still open while the second writer commits.
+                assert second_done.wait(10), "the second writer waited"
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            assert first_wrote.wait(10)
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                Edge.objects.create(source=y, target=hub)
+            ledger.compact()  # folding does not wait for the open writer either
+            second_done.set()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+            second_done.set()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    assert_ledger_matches_the_edges()
+    assert direct()[0] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_and_foldings_lose_and_double_nothing() -> None:
+    nodes = [node(str(i)) for i in range(12)]
+    failures: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for step in range(1, 12):
+                source, target = nodes[offset], nodes[(offset + step) % len(nodes)]
+                Edge.objects.create(source=source, target=target, weight=step / 10)
+                if step % 3 == 0:
+                    Edge.objects.filter(source=source).order_by("pk").first().delete()
+                ledger.compact()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert Edge.objects.count() == 4 * (11 - 3)
+    assert_ledger_matches_the_edges()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_the_ledger_from_the_edges_already_there() -> None:
+    executor = MigrationExecutor(connection)
+    before = [("graphapp", "0003_relation_pattern_whole_string")]
+    latest = executor.loader.graph.leaf_nodes("graphapp")
+    executor.migrate(before)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", [ledger.DEGREE, ledger.DELTA])
+            assert cursor.fetchone() == (None, None)
+        a, b, c = node(), node(), node()
+        Edge.objects.bulk_create(
+            [Edge(source=a, target=b, weight=0.5), Edge(source=b, target=c, weight=0.25)]
+        )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+    assert ledger_rows() == (3, 0)
+    assert kept() == direct()
+    Edge.objects.create(source=c, target=a)  # and the triggers are back
+    assert_ledger_matches_the_edges()
