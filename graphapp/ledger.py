@@ -1,26 +1,32 @@
-"""PostgreSQL: every node's edge counts and outgoing weight, kept by the database.
+"""Every node's edge counts and outgoing weight, kept by the database itself.
 
 The average entanglement needs, per node, its edges in both directions and the
-sum of its outgoing weights. Grouping five million edges by node takes
-PostgreSQL 1.4-2 s on two cores, and reading them alone 0.66 s (bench/, a
-million nodes), so on PostgreSQL the database keeps those sums (migration 0004):
+sum of its outgoing weights. Grouping the edges for them at every snapshot cost
+PostgreSQL 1.4-2 s at a million nodes and five million edges on two cores, and
+reading the edges alone 0.66 s (bench/). So on PostgreSQL and SQLite the
+database keeps those sums (migration 0004), and a snapshot reads one narrow row
+per node that has edges:
 
-* triggers on the edge table append one row per edge end to
-  ``graphapp_degree_delta`` for every INSERT and DELETE, and every UPDATE that
-  moves an end or changes a weight, however it is made (the ORM, bulk
-  operations, cascades, raw SQL, other programs); a TRUNCATE empties both tables;
-* writers only ever append: two transactions adding edges to the same hub node
-  share no row, so they never wait for each other nor deadlock;
-* :func:`compact` folds the appended rows into ``graphapp_degree`` (one row per
-  node with edges) in one transaction, one process at a time; the publisher
-  calls it after each publication, off the path from a commit to the streams;
-* :data:`ENTANGLEMENT_SQL` reads both tables in the statistics' one snapshot:
-  a folded row as it is, and the nodes with rows pending summed with them. A
-  million nodes cost one scan of a million narrow rows.
+* triggers on the edge table follow every INSERT and DELETE, and every UPDATE
+  that moves an end or changes a weight, however it is made (the ORM, bulk
+  operations, cascades, raw SQL, other programs);
+* on PostgreSQL they only append, one row per edge end, to
+  ``graphapp_degree_delta`` (a TRUNCATE empties both tables): two transactions
+  adding edges to the same hub node share no row, so they never wait for each
+  other nor deadlock. :func:`compact` folds the appended rows into
+  ``graphapp_degree`` in one transaction, one process at a time; the publisher
+  calls it after each publication, off the path from a commit to the streams.
+  The statistics read both tables in their one snapshot: a folded row as it is,
+  and the nodes with rows pending summed with them;
+* on SQLite, where one writer at a time holds the whole database, they update
+  ``graphapp_degree`` in place.
 
 Writes that skip triggers (``session_replication_role = replica``,
-``pg_restore --disable-triggers``) leave the ledger behind the edges:
-:func:`rebuild` (``manage.py graph_stats --rebuild``) recomputes it.
+``pg_restore --disable-triggers``, an SQLite table rebuilt by a later
+migration of the edge table, which drops its triggers) leave the ledger behind:
+:func:`rebuild` (``manage.py graph_stats --rebuild``) recomputes it, and
+tests/test_ledger.py checks that the triggers exist after every migration.
+Other databases group the edges at every snapshot (graphapp.stats).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ _COMPACT_LOCK = 0x67_72_61_70_68_64_65_67  # "graphdeg"
 
 # Parameters: N - 1 (as a float), twice. Returns the edge count and the sum of
 # every node's entanglement, as the direct grouping of the edges does.
-ENTANGLEMENT_SQL = f"""
+_POSTGRESQL_SQL = f"""
 SELECT COALESCE(SUM(o), 0), COALESCE(SUM(e), 0.0) FROM (
     SELECT SUM(d.out_edges) AS o,
            SUM(LEAST(1.0, (d.out_edges + d.in_edges) / %s
@@ -54,6 +60,14 @@ SELECT COALESCE(SUM(o), 0), COALESCE(SUM(e), 0.0) FROM (
 ) AS parts
 """
 
+# Parameter: N - 1 (as a float). Nothing is ever pending on SQLite.
+_SQLITE_SQL = f"""
+SELECT COALESCE(SUM(out_edges), 0),
+       COALESCE(SUM(MIN(1.0, (out_edges + in_edges) / %s
+                             * (1.0 + COALESCE(out_weight / NULLIF(out_edges, 0), 0.0)))), 0.0)
+FROM {DEGREE}
+"""
+
 # Folds the pending rows in, in node order (two compactions never lock rows in
 # opposite orders); a node left without outgoing edges keeps no float residue
 # of its removed weights. Returns the nodes folded and what they hold now.
@@ -70,9 +84,7 @@ ON CONFLICT (node_id) DO UPDATE SET
 RETURNING node_id, out_edges, in_edges
 """
 
-_REBUILD_SQL = f"""
-LOCK TABLE graphapp_edge IN SHARE MODE;
-TRUNCATE {DEGREE}, {DELTA};
+_BACKFILL_SQL = f"""
 INSERT INTO {DEGREE} (node_id, out_edges, in_edges, out_weight)
 SELECT node_id, SUM(out_edges), SUM(in_edges), SUM(out_weight) FROM (
     SELECT source_id AS node_id, 1 AS out_edges, 0 AS in_edges, weight AS out_weight
@@ -85,17 +97,35 @@ GROUP BY node_id
 
 
 def in_use(using: str = DEFAULT_DB_ALIAS) -> bool:
-    """Whether the database behind ``using`` keeps the ledger (PostgreSQL does)."""
-    return connections[using].vendor == "postgresql"
+    """Whether the database behind ``using`` keeps the ledger (PostgreSQL and SQLite do)."""
+    return connections[using].vendor in {"postgresql", "sqlite"}
+
+
+def entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tuple[int, float]:
+    """The number of edges and the sum of every node's entanglement, from the
+    ledger (``node_count`` > 1 nodes); see graphapp.stats.edges_and_entanglement."""
+    connection = connections[using]
+    others = float(node_count - 1)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_POSTGRESQL_SQL, [others, others])
+        else:
+            cursor.execute(_SQLITE_SQL, [others])
+        row = cursor.fetchone()
+    return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
 
 def compact(using: str = DEFAULT_DB_ALIAS) -> int | None:
-    """Fold the pending rows into the per-node rows; how many nodes were folded,
-    or None when another process was folding (it folds ours too, or the next call will).
+    """PostgreSQL: fold the pending rows into the per-node rows; how many nodes
+    were folded, or None when another process was folding (it folds ours too,
+    or the next call will). Elsewhere nothing is pending: 0.
 
-    Its own transaction; not inside another one (the fold would wait for its end).
+    Its own transaction; inside another one the fold holds its locks until that
+    one ends.
     """
     connection = connections[using]
+    if connection.vendor != "postgresql":
+        return 0
     with transaction.atomic(using=using), connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_COMPACT_LOCK])
         if not cursor.fetchone()[0]:
@@ -115,8 +145,14 @@ def compact(using: str = DEFAULT_DB_ALIAS) -> int | None:
 def rebuild(using: str = DEFAULT_DB_ALIAS) -> None:
     """Recompute the ledger from the edges (after writes that skipped triggers).
 
-    Edge writers wait meanwhile (the edge table is locked in SHARE mode), so no
-    change is missed.
+    Edge writers wait meanwhile (PostgreSQL: the edge table is locked in SHARE
+    mode; SQLite: the write holds the database), so no change is missed.
     """
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(_REBUILD_SQL)
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("LOCK TABLE graphapp_edge IN SHARE MODE")
+            cursor.execute(f"TRUNCATE {DEGREE}, {DELTA}")
+        else:
+            cursor.execute(f"DELETE FROM {DEGREE}")
+        cursor.execute(_BACKFILL_SQL)

@@ -2,8 +2,9 @@
 
 Two queries whatever the graph's size: one aggregate over nodes (total, per
 tier, per type), and one that counts the edges and sums every node's
-entanglement: over the edges themselves, or on PostgreSQL over the per-node
-sums the database keeps (graphapp.ledger). No Python loop touches a row.
+entanglement: over the per-node sums the database keeps (graphapp.ledger, on
+PostgreSQL and SQLite), or elsewhere over the edges themselves. No Python loop
+touches a row.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def _compile_node_counts(using: str) -> dict[str, int]:
 # min(1, degree / (N - 1) * (1 + w)) and summed; the edge count comes with it.
 #
 # Over the edges themselves, where the database keeps no ledger (PostgreSQL
-# does: graphapp.ledger). Each end's aggregate is grouped in the order of an
+# and SQLite do: graphapp.ledger). Each end's aggregate is grouped in the order of an
 # index it reads alone (covering (source_id, weight), and target_id), then the
 # at most 2N per-node rows are grouped once more: on SQLite 150 ms at 100k nodes
 # and 300k edges, where grouping every edge end took 200.
@@ -117,13 +118,11 @@ def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tu
     """
     if node_count <= 1:
         return Edge.objects.using(using).count(), 0.0
+    if ledger.in_use(using):
+        return ledger.entanglement(node_count, using)
     connection = connections[using]
-    others = float(node_count - 1)
     with connection.cursor() as cursor:
-        if ledger.in_use(using):
-            cursor.execute(ledger.ENTANGLEMENT_SQL, [others, others])
-        else:
-            cursor.execute(_entanglement_sql(connection), [others])
+        cursor.execute(_entanglement_sql(connection), [float(node_count - 1)])
         row = cursor.fetchone()
     return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
