@@ -9,8 +9,10 @@ class GraphappConfig(AppConfig):
     def ready(self) -> None:
         # Connect the receivers that publish after every committed change.
         from django.core import checks
+        from django.db.backends.signals import connection_created
+        from django.db.models.signals import post_migrate
 
-        from graphapp import revoke, signals
+        from graphapp import ledger, revoke, signals
         from graphapp.checks import check_cross_process_updates, check_deployment
         from graphapp.conf import get_config
 
@@ -19,6 +21,8 @@ class GraphappConfig(AppConfig):
         get_config()
         signals.connect()
         revoke.connect()
+        connection_created.connect(ledger.forget, dispatch_uid="graphapp.ledger.forget")
+        post_migrate.connect(ledger.forget, dispatch_uid="graphapp.ledger.forget")
         # The live panel on the admin's index, unless the project has its own index.
         from django.contrib import admin
 

@@ -31,7 +31,10 @@ Other databases group the edges at every snapshot (graphapp.stats).
 
 from __future__ import annotations
 
+import weakref
+
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 DEGREE = "graphapp_degree"
 DELTA = "graphapp_degree_delta"
@@ -96,9 +99,36 @@ GROUP BY node_id
 """
 
 
+#: Whether the database of each connection (a thread's wrapper, until it
+#: connects again) has the ledger's table: tables made without migrations
+#: (pytest-django's ``--nomigrations``, ``migrate --run-syncdb``) have none, and
+#: then the statistics group the edges as on other databases.
+_present: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
+
+
+def forget(**kwargs: object) -> None:
+    """Ask again: a ``connection_created`` receiver (with ``connection``), and a
+    ``post_migrate`` one (every connection: a migration may have added or
+    dropped the ledger)."""
+    connection = kwargs.get("connection")
+    if isinstance(connection, BaseDatabaseWrapper):
+        _present.pop(connection, None)
+    else:
+        _present.clear()
+
+
 def in_use(using: str = DEFAULT_DB_ALIAS) -> bool:
-    """Whether the database behind ``using`` keeps the ledger (PostgreSQL and SQLite do)."""
-    return connections[using].vendor in {"postgresql", "sqlite"}
+    """Whether the database behind ``using`` keeps the ledger: PostgreSQL and
+    SQLite do once migration 0004 ran (asked once per connection)."""
+    connection = connections[using]
+    if connection.vendor not in {"postgresql", "sqlite"}:
+        return False
+    present = _present.get(connection)
+    if present is None:
+        with connection.cursor() as cursor:
+            present = DEGREE in connection.introspection.table_names(cursor)
+        _present[connection] = present
+    return present
 
 
 def entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tuple[int, float]:

@@ -7,13 +7,13 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
-from django.db.migrations.executor import MigrationExecutor
 
 from graphapp import ledger, stats
 from graphapp.models import Edge, Node
 from graphapp.publish import publisher
+from graphapp.stats import compute_stats
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +124,20 @@ def test_every_kind_of_edge_write_reaches_the_ledger() -> None:
         assert_ledger_matches_the_edges()
     # Left: b -> f at 1.5 (moved from c) and c -> a at 3.0 (saved with a new weight).
     assert sorted(Edge.objects.values_list("weight", flat=True)) == [1.5, 3.0]
+
+
+def test_a_save_that_moves_no_end_and_changes_no_weight_leaves_the_ledger_alone() -> None:
+    a, b = node(), node()
+    edge = Edge.objects.create(source=a, target=b, weight=0.5)
+    ledger.compact()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {ledger.DEGREE} ORDER BY node_id")
+        before = cursor.fetchall()
+        edge.relation = "depends_on"
+        edge.save()  # an UPDATE of every column, ends and weight as they were
+        cursor.execute(f"SELECT * FROM {ledger.DEGREE} ORDER BY node_id")
+        assert cursor.fetchall() == before
+    assert ledger_rows() == (2, 0)  # nothing pending either (PostgreSQL)
 
 
 def _reweigh(edge: Edge, weight: float) -> None:
@@ -295,22 +309,28 @@ def test_concurrent_writers_and_foldings_lose_and_double_nothing() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_migration_fills_the_ledger_from_the_edges_already_there() -> None:
-    executor = MigrationExecutor(connection)
-    before = [("graphapp", "0003_relation_pattern_whole_string")]
-    latest = executor.loader.graph.leaf_nodes("graphapp")
-    executor.migrate(before)
+def test_without_the_ledger_the_edges_are_grouped_and_the_migration_fills_it() -> None:
+    # As in a test database made without migrations, or a migration rolled back.
+    call_command("migrate", "graphapp", "0003_relation_pattern_whole_string", verbosity=0)
     try:
         tables = connection.introspection.table_names()
         assert ledger.DEGREE not in tables
         assert ledger.DELTA not in tables
+        assert not ledger.in_use()
         a, b, c = node(), node(), node()
         Edge.objects.bulk_create(
             [Edge(source=a, target=b, weight=0.5), Edge(source=b, target=c, weight=0.25)]
         )
+        # a: degree 1, mean outgoing 0.5; b: degree 2, mean 0.25 (capped at 1);
+        # c: degree 1, no outgoing edge. N - 1 = 2.
+        expected = (1 / 2 * 1.5 + min(1.0, 2 / 2 * 1.25) + 1 / 2 * 1.0) / 3
+        assert compute_stats()["avg_entanglement"] == round(expected, 3)
+        assert compute_stats()["edges"] == 2
+        with pytest.raises(CommandError, match="keeps no degree ledger"):
+            call_command("graph_stats", "--rebuild")
     finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(latest)
+        call_command("migrate", "graphapp", verbosity=0)
+    assert ledger.in_use()
     assert ledger_rows() == (3, 0)
     assert_ledger_matches_the_edges()
     Edge.objects.create(source=c, target=a)  # and the triggers are back

@@ -291,16 +291,19 @@ def test_a_publication_the_database_failed_is_tried_again_without_a_new_request(
     # once the database is back, though nothing else changes after it.
     fact("first")
     assert publisher.flush(10)
-    # A table the statistics read and a node's save does not write.
-    table = ledger.DEGREE if ledger.in_use() else "graphapp_edge"
+    # Tables the statistics read and a node's save does not write: the ledger,
+    # and the edges they would be grouped from without it.
+    tables = ["graphapp_edge", ledger.DEGREE]
     with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {table} RENAME TO graphapp_away")
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
     try:
         fact("second, while the statistics cannot be read")
         assert publisher.flush(10)
     finally:
         with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE graphapp_away RENAME TO {table}")
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
     assert any("nothing published" in r.getMessage() for r in publish_log.records)
     assert [snapshot["nodes"] for snapshot in published] == [1]
     deadline = time.monotonic() + RESEND_AFTER + 10

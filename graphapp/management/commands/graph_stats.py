@@ -26,7 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, indent: int, rebuild: bool, **options: Any) -> None:
         if rebuild:
             if not ledger.in_use(DEFAULT_DB_ALIAS):
-                raise CommandError("--rebuild: only PostgreSQL keeps a degree ledger")
+                raise CommandError(
+                    "--rebuild: this database keeps no degree ledger (PostgreSQL and "
+                    "SQLite keep one once graphapp's migration 0004 has run)"
+                )
             try:
                 ledger.rebuild(DEFAULT_DB_ALIAS)
             except DatabaseError as exc:
