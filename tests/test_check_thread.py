@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.test import AsyncClient
 
 from graphapp.models import Node
 from graphapp.views import check_thread
@@ -51,3 +52,31 @@ async def test_many_checks_keep_one_connection_closed_once_when_quiet(
     # One timer for all 51 checks: the thread got one closing task, not 51.
     await asyncio.sleep(0.5)
     assert closes == 1
+
+
+def _viewer() -> Any:
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("stream-viewer", password="unused")
+    user.user_permissions.add(Permission.objects.get(codename="view_node"))
+    return user
+
+
+async def test_a_stream_is_checked_without_loading_the_session_into_its_own_request() -> None:
+    # The stream's request lives as long as the stream: the session data and
+    # the user read for the check must not stay in it (bench/: memory per stream).
+    client = AsyncClient()
+    await client.aforce_login(await sync_to_async(_viewer)())
+
+    response = await client.get("/graph/events/")
+    try:
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/event-stream")
+        request = response.asgi_request
+        assert request.session.session_key == client.session.session_key
+        assert not request.session.accessed
+    finally:
+        response.close()
+
+    refused = await AsyncClient().get("/graph/events/")  # and the check still checks
+    assert refused.status_code == 403
