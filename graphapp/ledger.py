@@ -27,6 +27,14 @@ migration of the edge table, which drops its triggers) leave the ledger behind:
 :func:`rebuild` (``manage.py graph_stats --rebuild``) recomputes it, and
 tests/test_ledger.py checks that the triggers exist after every migration.
 Other databases group the edges at every snapshot (graphapp.stats).
+
+The weight sums are running floating-point sums: against a fresh grouping they
+differ by rounding (about 1e-15 of a node's weights), and a node's sum starts
+again from exactly 0 whenever it has no outgoing edge; an edge weighing 1e16
+added and removed beside small ones would leave them off by its rounding until
+a rebuild. On SQLite, an ``INSERT OR REPLACE`` of an edge that replaces another
+removes that one without its DELETE trigger (SQLite's ``recursive_triggers`` is
+off by default); Django never writes one, and ``rebuild()`` repairs it.
 """
 
 from __future__ import annotations
@@ -84,7 +92,7 @@ ON CONFLICT (node_id) DO UPDATE SET
     in_edges = d.in_edges + EXCLUDED.in_edges,
     out_weight = CASE WHEN d.out_edges + EXCLUDED.out_edges = 0 THEN 0.0
                       ELSE d.out_weight + EXCLUDED.out_weight END
-RETURNING node_id, out_edges, in_edges
+RETURNING node_id, out_edges, in_edges, out_weight
 """
 
 _BACKFILL_SQL = f"""
@@ -106,14 +114,19 @@ GROUP BY node_id
 _present: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
 
 
+_generation = 0  # bumped when every connection must ask again
+
+
 def forget(**kwargs: object) -> None:
     """Ask again: a ``connection_created`` receiver (with ``connection``), and a
     ``post_migrate`` one (every connection: a migration may have added or
     dropped the ledger)."""
+    global _generation
     connection = kwargs.get("connection")
     if isinstance(connection, BaseDatabaseWrapper):
         _present.pop(connection, None)
     else:
+        _generation += 1
         _present.clear()
 
 
@@ -125,9 +138,11 @@ def in_use(using: str = DEFAULT_DB_ALIAS) -> bool:
         return False
     present = _present.get(connection)
     if present is None:
+        asked = _generation
         with connection.cursor() as cursor:
             present = DEGREE in connection.introspection.table_names(cursor)
-        _present[connection] = present
+        if asked == _generation:  # no migration ran meanwhile: the answer holds
+            _present[connection] = present
     return present
 
 
@@ -162,12 +177,19 @@ def compact(using: str = DEFAULT_DB_ALIAS) -> int | None:
             return None
         cursor.execute(_FOLD_SQL)
         folded = cursor.fetchall()
-        emptied = [node for node, out_edges, in_edges in folded if not out_edges and not in_edges]
+        emptied = [node for node, out_edges, in_edges, _ in folded if not (out_edges or in_edges)]
         if emptied:
             # Nodes left without any edge (deleted ones too) keep no row.
             cursor.execute(
                 f"DELETE FROM {DEGREE} WHERE node_id = ANY(%s) AND out_edges = 0 AND in_edges = 0",
                 [emptied],
+            )
+        residue = [node for node, out_edges, in_edges, weight in folded if not out_edges and weight]
+        if residue:
+            # A new row whose outgoing edges came and went within one window.
+            cursor.execute(
+                f"UPDATE {DEGREE} SET out_weight = 0.0 WHERE node_id = ANY(%s) AND out_edges = 0",
+                [residue],
             )
     return len(folded)
 
@@ -182,7 +204,8 @@ def rebuild(using: str = DEFAULT_DB_ALIAS) -> None:
     with transaction.atomic(using=using), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("LOCK TABLE graphapp_edge IN SHARE MODE")
-            cursor.execute(f"TRUNCATE {DEGREE}, {DELTA}")
-        else:
-            cursor.execute(f"DELETE FROM {DEGREE}")
+            # DELETE, not TRUNCATE: a snapshot taken before this commits must
+            # still see the old rows, never an empty ledger (TRUNCATE is not MVCC-safe).
+            cursor.execute(f"DELETE FROM {DELTA}")
+        cursor.execute(f"DELETE FROM {DEGREE}")
         cursor.execute(_BACKFILL_SQL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import os
 import time
@@ -16,6 +17,7 @@ from typing import Any, Final
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import connection, connections, transaction
 from django.db.utils import DatabaseError
@@ -24,6 +26,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_cookie
 
 from graphapp.conf import get_config
 from graphapp.forms import (
@@ -113,22 +116,25 @@ class CheckThread:
 check_thread = CheckThread()
 
 
-def _detached(session_key: str | None) -> HttpRequest:
-    """A request holding only a store of this session, read afresh.
+def _detached(session: SessionBase) -> HttpRequest:
+    """A request holding a copy of ``session`` (the same engine, the same
+    arguments), so that reading it loads the copy alone.
 
     A stream's own request lives as long as the stream: checked through it, the
     session's data would stay loaded in it for hours (half a kilobyte of each
     open stream's memory, bench/).
     """
-    fresh = HttpRequest()
-    fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return fresh
+    checked = HttpRequest()
+    checked.session = copy.copy(session)
+    return checked
 
 
 async def _still_allowed(session_key: str | None) -> bool:
     """Read the session and the user again, from the store, and check again."""
+    fresh = HttpRequest()
+    fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     async with check_thread.context():
-        return await _allowed(_detached(session_key))
+        return await _allowed(fresh)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -151,6 +157,7 @@ class EventStreamResponse(StreamingHttpResponse):
 
 
 @require_GET
+@vary_on_cookie  # set by the session middleware only when the request's session is read
 async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update.
 
@@ -158,9 +165,15 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
     down, both with ``Retry-After``.
     """
-    session_key = request.session.session_key  # read from the cookie, nothing loaded
+    checked = _detached(request.session)
     async with check_thread.context():
-        user, allowed = await load_and_check(_detached(session_key), "VIEW_PERMISSION_CHECK")
+        user, allowed = await load_and_check(checked, "VIEW_PERMISSION_CHECK")
+    if checked.session.modified:
+        # The check changed the session: Django rotates its key when only a
+        # SECRET_KEY_FALLBACKS key verifies it, and flushes it when none does.
+        # This response carries that, as any other page's would.
+        request.session = checked.session
+    session_key = request.session.session_key
     if not allowed:
         return _forbidden()
     # Anonymous visitors (where the check lets anyone read) all have pk None;

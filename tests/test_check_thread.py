@@ -54,6 +54,14 @@ async def test_many_checks_keep_one_connection_closed_once_when_quiet(
     assert closes == 1
 
 
+@pytest.fixture
+async def client() -> Any:
+    """A test client; afterwards, the connection its login opened in asgiref's
+    sync thread is closed (PostgreSQL drops no database somebody is connected to)."""
+    yield AsyncClient()
+    await sync_to_async(connections.close_all)()
+
+
 def _viewer() -> Any:
     from django.contrib.auth.models import Permission, User
 
@@ -62,10 +70,11 @@ def _viewer() -> Any:
     return user
 
 
-async def test_a_stream_is_checked_without_loading_the_session_into_its_own_request() -> None:
+async def test_a_stream_is_checked_without_loading_the_session_into_its_own_request(
+    client: AsyncClient,
+) -> None:
     # The stream's request lives as long as the stream: the session data and
     # the user read for the check must not stay in it (bench/: memory per stream).
-    client = AsyncClient()
     await client.aforce_login(await sync_to_async(_viewer)())
 
     response = await client.get("/graph/events/")
@@ -80,3 +89,29 @@ async def test_a_stream_is_checked_without_loading_the_session_into_its_own_requ
 
     refused = await AsyncClient().get("/graph/events/")  # and the check still checks
     assert refused.status_code == 403
+
+
+async def test_a_stream_whose_session_only_an_old_secret_key_verifies_keeps_it_rotated(
+    client: AsyncClient, settings: Any
+) -> None:
+    # After a deploy that rotates SECRET_KEY (the old one in SECRET_KEY_FALLBACKS),
+    # every open page reconnects its stream first. Django then rotates the
+    # session's key: the stream's response must carry the new cookie, or the
+    # user is logged out of the whole site.
+    settings.SECRET_KEY = "graphapp-test-old-secret-key-" + "x" * 40
+    await client.aforce_login(await sync_to_async(_viewer)())
+    old_key = client.cookies["sessionid"].value
+    settings.SECRET_KEY = "graphapp-test-new-secret-key-" + "y" * 40
+    settings.SECRET_KEY_FALLBACKS = ["graphapp-test-old-secret-key-" + "x" * 40]
+
+    response = await client.get("/graph/events/")
+    response.close()
+    assert response.status_code == 200
+    assert "Cookie" in response["Vary"]
+    new_key = response.cookies["sessionid"].value
+    assert new_key != old_key
+
+    again = await client.get("/graph/events/")  # the new cookie still logs the user in
+    again.close()
+    assert again.status_code == 200
+    assert "sessionid" not in again.cookies  # nothing more to rotate

@@ -170,6 +170,23 @@ def test_a_node_that_loses_its_last_edge_keeps_no_row_nor_weight_residue() -> No
     assert rows == sorted([(a.pk, 0, 1, 0.0), (b.pk, 1, 0, 1.0)])
 
 
+def test_a_new_row_whose_outgoing_edges_came_and_went_in_one_window_has_no_residue() -> None:
+    # The same, when the node had no row yet: nothing folded in between.
+    a, b = node(), node()
+    weights = [0.1, 0.7, 0.2, 0.001, 3.3]
+    Edge.objects.create(source=b, target=a, weight=1.0)
+    for weight in weights:
+        Edge.objects.create(source=a, target=node(), weight=weight)
+    Edge.objects.filter(source=a).delete()
+    ledger.compact()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT out_edges, in_edges, out_weight FROM {ledger.DEGREE} WHERE node_id = %s",
+            [a.pk],
+        )
+        assert cursor.fetchall() == [(0, 1, 0.0)]
+
+
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_truncating_the_edges_empties_the_ledger() -> None:
