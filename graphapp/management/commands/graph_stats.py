@@ -19,8 +19,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--rebuild",
             action="store_true",
-            help="PostgreSQL: recompute the per-node degree ledger from the edges first "
-            "(after writes that skipped triggers, such as pg_restore --disable-triggers)",
+            help="recompute the per-node degree ledger (PostgreSQL, SQLite) from the edges "
+            "first (after writes that skipped triggers, such as pg_restore --disable-triggers)",
         )
 
     def handle(self, *args: Any, indent: int, rebuild: bool, **options: Any) -> None:
