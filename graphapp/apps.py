@@ -12,7 +12,7 @@ class GraphappConfig(AppConfig):
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_migrate
 
-        from graphapp import ledger, revoke, signals
+        from graphapp import revoke, schema, signals
         from graphapp.checks import check_cross_process_updates, check_deployment
         from graphapp.conf import get_config
 
@@ -21,8 +21,8 @@ class GraphappConfig(AppConfig):
         get_config()
         signals.connect()
         revoke.connect()
-        connection_created.connect(ledger.forget, dispatch_uid="graphapp.ledger.forget")
-        post_migrate.connect(ledger.forget, dispatch_uid="graphapp.ledger.forget")
+        connection_created.connect(schema.forget, dispatch_uid="graphapp.schema.forget")
+        post_migrate.connect(schema.forget, dispatch_uid="graphapp.schema.forget")
         # The live panel on the admin's index, unless the project has its own index.
         from django.contrib import admin
 

@@ -39,10 +39,9 @@ off by default); Django never writes one, and ``rebuild()`` repairs it.
 
 from __future__ import annotations
 
-import weakref
-
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
+
+from graphapp import schema
 
 DEGREE = "graphapp_degree"
 DELTA = "graphapp_degree_delta"
@@ -107,43 +106,10 @@ GROUP BY node_id
 """
 
 
-#: Whether the database of each connection (a thread's wrapper, until it
-#: connects again) has the ledger's table: tables made without migrations
-#: (pytest-django's ``--nomigrations``, ``migrate --run-syncdb``) have none, and
-#: then the statistics group the edges as on other databases.
-_present: weakref.WeakKeyDictionary[BaseDatabaseWrapper, bool] = weakref.WeakKeyDictionary()
-
-
-_generation = 0  # bumped when every connection must ask again
-
-
-def forget(**kwargs: object) -> None:
-    """Ask again: a ``connection_created`` receiver (with ``connection``), and a
-    ``post_migrate`` one (every connection: a migration may have added or
-    dropped the ledger)."""
-    global _generation
-    connection = kwargs.get("connection")
-    if isinstance(connection, BaseDatabaseWrapper):
-        _present.pop(connection, None)
-    else:
-        _generation += 1
-        _present.clear()
-
-
 def in_use(using: str = DEFAULT_DB_ALIAS) -> bool:
     """Whether the database behind ``using`` keeps the ledger: PostgreSQL and
-    SQLite do once migration 0004 ran (asked once per connection)."""
-    connection = connections[using]
-    if connection.vendor not in {"postgresql", "sqlite"}:
-        return False
-    present = _present.get(connection)
-    if present is None:
-        asked = _generation
-        with connection.cursor() as cursor:
-            present = DEGREE in connection.introspection.table_names(cursor)
-        if asked == _generation:  # no migration ran meanwhile: the answer holds
-            _present[connection] = present
-    return present
+    SQLite do once migration 0004 ran."""
+    return schema.has_table(DEGREE, using)
 
 
 def entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tuple[int, float]:
