@@ -27,11 +27,12 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from graphapp.hubs import current_hub
 from graphapp.models import Node
 from graphapp.permissions import check_permission
-from graphapp.publish import encode, publisher
+from graphapp.publish import publisher
 from graphapp.stats import compute_stats
-from graphapp.streaming import HEARTBEAT_FRAME, current_hub, sse_frame, stats_frame
+from graphapp.wire import HEARTBEAT_FRAME, encode, sse_frame, stats_frame
 
 TOKEN_PREFIX = "bench-token:"
 HEARTBEAT = 15.0

@@ -8,28 +8,24 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from graphapp import schema
 from graphapp.conf import get_config
 from graphapp.exceptions import GraphappConfigError
-from graphapp.publish import uses_in_memory_layer
+from graphapp.transport import uses_in_memory_layer
 
 
 def unreachable_reason() -> str:
     """Why changes made outside the server process reach no stream, or ""."""
     if not uses_in_memory_layer():
         return ""
-    config = get_config()
-    engine = connections[DEFAULT_DB_ALIAS].settings_dict.get("ENGINE", "")
-    if engine == "django.db.backends.sqlite3" and config["WATCH_INTERVAL"] > 0:
-        return ""  # the server watches SQLite's data_version
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    if vendor in schema.VENDORS:
+        return ""  # every server sees other processes' commits in the graph's version
     return (
-        "Channels' in-memory layer lives in one process and "
-        + (
-            "GRAPHAPP['WATCH_INTERVAL'] is 0"
-            if "sqlite3" in engine
-            else "the database is not SQLite"
-        )
-        + ": changes made in the shell, in management commands or in other server "
-        "processes reach no open stream until the server itself publishes again."
+        f"Channels' in-memory layer lives in one process and {vendor} keeps no graph "
+        "version (graphapp.versions: PostgreSQL and SQLite do): changes made in the shell, "
+        "in management commands or in other server processes reach the open streams only "
+        "when a server recomputes its snapshot, once every VERIFY_INTERVAL."
     )
 
 
@@ -44,10 +40,24 @@ def check_cross_process_updates(app_configs: Any = None, **kwargs: Any) -> list[
         Warning(
             reason,
             hint="Use a shared layer such as channels_redis (graphsite: set REDIS_URL), "
-            "or on SQLite keep WATCH_INTERVAL above 0.",
+            "or PostgreSQL or SQLite.",
             id="graphapp.W001",
         )
     ]
+
+
+#: Seconds a shared layer may keep a member that stopped renewing (W004).
+GROUP_EXPIRY_AT_MOST = 3600
+REDIS_LAYERS = ("channels_redis.core.RedisChannelLayer",)
+
+
+def _group_expiry(alias: str) -> int | None:
+    """The ``group_expiry`` of a channels-redis layer (its default: a day), else None."""
+    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {})
+    if layer.get("BACKEND") not in REDIS_LAYERS:
+        return None
+    expiry = layer.get("CONFIG", {}).get("group_expiry", 86400)
+    return expiry if isinstance(expiry, int) else None
 
 
 BUFFERING_MIDDLEWARE = {
@@ -89,6 +99,18 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 "holds a worker thread per client.",
                 hint="Put 'daphne' first in INSTALLED_APPS, or serve with an ASGI server.",
                 id="graphapp.W002",
+            )
+        )
+    expiry = _group_expiry(alias)
+    if expiry is not None and expiry > GROUP_EXPIRY_AT_MOST:
+        messages.append(
+            Warning(
+                f"CHANNEL_LAYERS[{alias!r}] keeps a group member for {expiry} s: a server "
+                "process that is killed (SIGKILL, a crash, an OOM kill) stays in graphapp's "
+                "group that long, and every publication tries to fill its channel.",
+                hint=f"Set CONFIG['group_expiry'] to at most {GROUP_EXPIRY_AT_MOST} (e.g. 120): "
+                "graphapp's hubs renew their membership every quarter of it.",
+                id="graphapp.W004",
             )
         )
     for path in settings.MIDDLEWARE:

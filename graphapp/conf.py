@@ -22,7 +22,7 @@ class Config(TypedDict):
     RETRY: int
     CHANGE_LIMIT: int
     SEND_TIMEOUT: float
-    WATCH_INTERVAL: float
+    VERIFY_INTERVAL: float
     REVALIDATE_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
@@ -56,9 +56,11 @@ DEFAULTS: Final[Config] = {
     # (A logout ends its streams at once: graphapp.revoke.) A check costs about
     # 2 ms of CPU: 1,000 streams at 300 s, under 1% of a core.
     "REVALIDATE_INTERVAL": 300.0,
-    # Seconds between looks at SQLite's data_version for commits made by other
-    # processes (the shell, commands); 0 turns it off. Unused on other databases.
-    "WATCH_INTERVAL": 0.25,
+    # Seconds between the looks that a process with open streams takes at the
+    # graph's version in the database: a version that has not arrived through
+    # the layer by the next look is computed there (graphapp.hubs), so streams
+    # converge within about two intervals whatever the layer lost.
+    "VERIFY_INTERVAL": 1.0,
     # Dotted paths to callables ``(user) -> bool`` (plain or async).
     "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
@@ -78,7 +80,13 @@ DEFAULTS: Final[Config] = {
     "ENTANGLEMENT": True,
 }
 
-_NUMBERS: Final = ("COALESCE_WINDOW", "HEARTBEAT", "SEND_TIMEOUT", "REVALIDATE_INTERVAL")
+_NUMBERS: Final = (
+    "COALESCE_WINDOW",
+    "HEARTBEAT",
+    "SEND_TIMEOUT",
+    "REVALIDATE_INTERVAL",
+    "VERIFY_INTERVAL",
+)
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
 
 
@@ -87,11 +95,6 @@ def _validate(merged: dict[str, Any]) -> None:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise GraphappConfigError(key, f"must be a positive number of seconds, not {value!r}")
-    watch = merged["WATCH_INTERVAL"]
-    if isinstance(watch, bool) or not isinstance(watch, int | float) or watch < 0:
-        raise GraphappConfigError(
-            "WATCH_INTERVAL", f"must be a number of seconds >= 0, not {watch!r}"
-        )
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Final
+from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth.signals import user_logged_out
 from django.http import HttpRequest
 
-from graphapp.conf import get_config
-from graphapp.publish import channel_layer
+from graphapp import transport
+from graphapp.wire import REVOKE
 
 logger = logging.getLogger(__name__)
-
-REVOKE: Final = "graph.revoke"
 
 
 def session_digest(session_key: str | None) -> str:
@@ -37,14 +34,10 @@ def session_digest(session_key: str | None) -> str:
 def _logged_out(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
     session = getattr(request, "session", None)
     digest = session_digest(getattr(session, "session_key", None))
-    layer = channel_layer()
-    if not digest or layer is None:
+    if not digest:
         return
     try:
-        # A logout is rare: one blocking send from its thread is fine (under
-        # ASGI, async_to_sync runs it on the server's loop, where the
-        # in-memory layer lives).
-        async_to_sync(layer.group_send)(get_config()["GROUP"], {"type": REVOKE, "session": digest})
+        transport.send_once({"type": REVOKE, "session": digest})
     except Exception as exc:  # noqa: BLE001 - a logout must never fail because of us
         logger.warning(
             "graphapp: logout not sent to the streams (they end at their next check): %s: %s",

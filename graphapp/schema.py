@@ -4,7 +4,9 @@ The degree ledger and the graph's version (migrations 0004 and 0005) are tables
 Django does not manage: databases made without migrations (pytest-django's
 ``--nomigrations``, ``migrate --run-syncdb``) have neither, and other vendors
 never get them. Asked once per connection (a thread's wrapper, until it
-connects again), and again after a migration.
+connects again), and again after a migration. A table once seen stays known
+until the next migration: a table that vanishes otherwise (renamed, dropped by
+hand) is a broken database, whose reads must fail, not a database without it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ VENDORS = frozenset({"postgresql", "sqlite"})
 _tables: weakref.WeakKeyDictionary[BaseDatabaseWrapper, frozenset[str]] = (
     weakref.WeakKeyDictionary()
 )
+_seen: set[tuple[str, str]] = set()  # (alias, table) present since the last migration
 _generation = 0  # bumped when every connection must ask again
 
 
@@ -34,6 +37,7 @@ def forget(**kwargs: object) -> None:
     else:
         _generation += 1
         _tables.clear()
+        _seen.clear()
 
 
 def has_table(table: str, using: str = DEFAULT_DB_ALIAS) -> bool:
@@ -41,6 +45,8 @@ def has_table(table: str, using: str = DEFAULT_DB_ALIAS) -> bool:
     connection = connections[using]
     if connection.vendor not in VENDORS:
         return False
+    if (using, table) in _seen:
+        return True
     tables = _tables.get(connection)
     if tables is None:
         asked = _generation
@@ -48,4 +54,5 @@ def has_table(table: str, using: str = DEFAULT_DB_ALIAS) -> bool:
             tables = frozenset(connection.introspection.table_names(cursor))
         if asked == _generation:  # no migration ran meanwhile: the answer holds
             _tables[connection] = tables
+            _seen.update((using, name) for name in tables)
     return table in tables

@@ -29,7 +29,9 @@ from types import FrameType
 from typing import Any, Final, TypeAlias
 
 from graphapp.conf import get_config
+from graphapp.hubs import all_hubs
 from graphapp.limits import stream_limits
+from graphapp.wire import sse_frame
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +45,6 @@ _installed = False
 
 
 def _reconnect_frame() -> bytes:
-    # Imported here: streaming imports this module.
-    from graphapp.streaming import sse_frame
-
     retry = get_config()["RETRY"]
     return sse_frame(retry=random.randint(0, min(retry, RECONNECT_WITHIN_MS)))
 
@@ -92,8 +91,6 @@ _draining_tasks: set[asyncio.Future[None]] = set()
 
 
 async def _drain(previous: Handler, signum: int, frame: FrameType | None) -> None:
-    from graphapp.streaming import all_hubs
-
     loop = asyncio.get_running_loop()
     closed = sum(hub.close_all(_reconnect_frame) for hub in all_hubs())
     timeout = get_config()["SHUTDOWN_TIMEOUT"]

@@ -128,7 +128,7 @@ def edges_and_entanglement(node_count: int, using: str = DEFAULT_DB_ALIAS) -> tu
 
 
 @contextlib.contextmanager
-def _one_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+def one_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """Run the statistics' queries on one snapshot of the database.
 
     Otherwise a commit landing between them would mix two states (the node
@@ -155,7 +155,7 @@ def compute_stats() -> Stats:
     ``GRAPHAPP["ENTANGLEMENT"] = False`` replaces the second query by a plain
     edge count, and ``GRAPHAPP["EDGES"] = False`` drops it.
     """
-    with _one_snapshot():
+    with one_snapshot():
         return _compute_stats()
 
 

@@ -20,10 +20,20 @@ class Snapshot(TypedDict):
     at: str
 
 
+class Status(TypedDict):
+    """What ``event: status`` carries: whether this process could confirm its
+    snapshot against the database (``live``) or not (``stale``), and when it
+    last could (ISO 8601, None if never)."""
+
+    state: Literal["live", "stale"]
+    confirmed_at: str | None
+    version: int | None
+
+
 class ChangesPayload(TypedDict):
     """The node changes of a publication's window: ``data`` is the ``change``
     event's data already encoded (see :class:`graphapp.changes.ChangeBatch`),
-    ``version`` its SSE id (later than the snapshot's)."""
+    ``version`` the snapshot's."""
 
     version: int
     data: str
@@ -32,8 +42,9 @@ class ChangesPayload(TypedDict):
 class StatsMessage(TypedDict):
     """What the publisher sends to the channel-layer group (type ``graph.stats``).
 
-    ``data`` is the snapshot already encoded as one line of JSON, so that every
-    receiving process frames it without encoding it again; ``state`` identifies
+    ``version`` is the database's (graphapp.versions), so every process orders
+    messages alike. ``data`` is the snapshot already encoded as one line of
+    JSON, so that every receiving process frames it without encoding it again; ``state`` identifies
     its statistics without version and time, so that a hub can drop a message
     that would tell its clients nothing new. ``changes``, when the window
     changed nodes, rides along so that the broker carries one message per

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import functools
 import os
-import time
 import weakref
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from importlib import import_module
-from typing import Any, Final
+from typing import Any
 
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -28,6 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
 
+from graphapp import snapshots
+from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
 from graphapp.forms import (
     MAX_BATCH,
@@ -38,13 +33,14 @@ from graphapp.forms import (
     node_query,
     parse_json,
 )
+from graphapp.hubs import current_hub
 from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission, load_and_check
-from graphapp.publish import IDLE_CLOSE as CONNECTION_IDLE_CLOSE
-from graphapp.publish import channel_layer, publisher
+from graphapp.publish import publisher
 from graphapp.revoke import session_digest
-from graphapp.streaming import current_hub, event_stream
+from graphapp.streaming import event_stream
+from graphapp.transport import channel_layer
 
 
 async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
@@ -53,88 +49,6 @@ async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHEC
 
 def _forbidden() -> JsonResponse:
     return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
-
-
-class CheckThread:
-    """The one thread of this process that runs the streams' permission checks.
-
-    Not the request's own thread (Django's ThreadSensitiveContext), which lives
-    as long as the stream: what a check leaves there cost every open stream
-    about 60 KB (docs/benchmarks.md). One thread for all checks keeps its
-    database connection from check to check (opening one per check was about
-    40% of a check's cost on SQLite) and closes it after ``IDLE_CLOSE`` quiet
-    seconds, or when a check failed on the database: a stream lasts hours and
-    must not hold a connection of its own.
-    """
-
-    IDLE_CLOSE: Final = CONNECTION_IDLE_CLOSE  # as the publisher's thread
-
-    def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphapp-check")
-        self._last = 0.0
-        self._idle_loop: asyncio.AbstractEventLoop | None = None  # where a timer waits
-
-    @contextlib.asynccontextmanager
-    async def context(self) -> AsyncIterator[None]:
-        """Run the block's thread-sensitive calls (the ORM's) in the check thread."""
-        self._last = time.monotonic()
-        try:
-            async with ThreadSensitiveContext(executor=self._executor):
-                yield
-        except DatabaseError:
-            self._executor.submit(connections.close_all)  # maybe broken: a new one next time
-            raise
-        finally:
-            self._last = time.monotonic()
-            # One timer at a time, not one per check (a thousand connects would
-            # each send the thread a task five seconds later); a new one when
-            # the loop that had it is gone.
-            loop = asyncio.get_running_loop()
-            if self._idle_loop is not loop:
-                self._idle_loop = loop
-                loop.call_later(self.IDLE_CLOSE, self._when_idle, loop)
-
-    def _when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._idle_loop is not loop:
-            return  # another loop's timer has taken over
-        quiet = time.monotonic() - self._last
-        if quiet < self.IDLE_CLOSE:
-            loop.call_later(self.IDLE_CLOSE - quiet, self._when_idle, loop)
-        else:
-            self._idle_loop = None
-            self._executor.submit(self._close_if_idle)
-
-    def _close_if_idle(self) -> None:
-        if time.monotonic() - self._last >= self.IDLE_CLOSE:
-            connections.close_all()
-
-    def close_connections(self) -> None:
-        """Close the thread's database connections now (before a test database goes)."""
-        self._executor.submit(connections.close_all).result()
-
-
-check_thread = CheckThread()
-
-
-def _detached(session: SessionBase) -> HttpRequest:
-    """A request holding a copy of ``session`` (the same engine, the same
-    arguments), so that reading it loads the copy alone.
-
-    A stream's own request lives as long as the stream: checked through it, the
-    session's data would stay loaded in it for hours (half a kilobyte of each
-    open stream's memory, bench/).
-    """
-    checked = HttpRequest()
-    checked.session = copy.copy(session)
-    return checked
-
-
-async def _still_allowed(session_key: str | None) -> bool:
-    """Read the session and the user again, from the store, and check again."""
-    fresh = HttpRequest()
-    fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    async with check_thread.context():
-        return await _allowed(fresh)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -165,14 +79,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
     down, both with ``Retry-After``.
     """
-    checked = _detached(request.session)
-    async with check_thread.context():
-        user, allowed = await load_and_check(checked, "VIEW_PERMISSION_CHECK")
-    if checked.session.modified:
-        # The check changed the session: Django rotates its key when only a
-        # SECRET_KEY_FALLBACKS key verifies it, and flushes it when none does.
-        # This response carries that, as any other page's would.
-        request.session = checked.session
+    user, allowed = await check_stream(request)
     session_key = request.session.session_key
     if not allowed:
         return _forbidden()
@@ -191,7 +98,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
         streaming_content=event_stream(
             config["RETRY"],
             config["HEARTBEAT"],
-            still_allowed=functools.partial(_still_allowed, session_key),
+            still_allowed=functools.partial(still_allowed, session_key),
             revalidate_every=config["REVALIDATE_INTERVAL"],
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,
@@ -220,7 +127,7 @@ async def stats(request: HttpRequest) -> HttpResponse:
     """The current snapshot as JSON (the same shape as each event's data)."""
     if not await _allowed(request):
         return _forbidden()
-    return JsonResponse(await sync_to_async(publisher.snapshot)())
+    return JsonResponse(await snapshots.worker.run(snapshots.take))
 
 
 def node_json(node: Node) -> dict[str, Any]:
@@ -320,19 +227,25 @@ async def health(request: HttpRequest) -> HttpResponse:
     layer = channel_layer()
     groups = getattr(layer, "groups", None)
     last = publisher.last_published
+    status = hub.status if hub is not None and hub.running else None
     return JsonResponse(
         {
             "pid": os.getpid(),
             "streams": len(hub.subscribers) if hub else 0,
             "connections": stream_limits.total,
             "draining": stream_limits.draining,
-            "subscribed": bool(hub and hub.subscribed),
+            # What this process's streams are told (live when it has none).
+            "state": status["state"] if status else "live",
+            "confirmed_at": status["confirmed_at"] if status else None,
+            "version": status["version"] if status else None,
+            "subscribed": bool(hub and hub.joined),
             "group_members": len(groups.get(get_config()["GROUP"], ()))
             if isinstance(groups, dict)
             else None,
             "tasks": len(asyncio.all_tasks()),
             "published": publisher.published,
-            "snapshots": publisher.snapshots,
+            "publish_failures": publisher.failures,
+            "snapshots": snapshots.taken,
             "last_publish": last.isoformat() if last else None,
             "channel_layer": type(layer).__name__ if layer else None,
             "channel_layer_ok": layer is not None and not publisher.layer_failing,

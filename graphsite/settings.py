@@ -95,7 +95,7 @@ CHANNEL_LAYERS: dict[str, Any] = (
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": os.environ.get("REDIS_PREFIX", "graphsite"),
-                "group_expiry": int(os.environ.get("REDIS_GROUP_EXPIRY", "86400")),
+                "group_expiry": int(os.environ.get("REDIS_GROUP_EXPIRY", "120")),
             },
         }
     }

@@ -39,14 +39,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def _graphapp_threads_let_the_test_database_go(django_db_setup: None) -> Iterator[None]:
-    """graphapp's permission-check and publisher threads keep their connections a
-    few seconds after use; PostgreSQL cannot drop a database somebody is connected to."""
+    """graphapp's worker threads keep their connections a few seconds after use;
+    PostgreSQL cannot drop a database somebody is connected to."""
     yield
-    from graphapp.publish import publisher
-    from graphapp.views import check_thread
+    from graphapp.worker import close_every_connection
 
-    check_thread.close_connections()
-    assert publisher.close_connections(), "the publisher did not close its connections"
+    close_every_connection()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from channels.layers import InMemoryChannelLayer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer
 
 
 class LayerDownError(ConnectionError):
@@ -35,3 +35,22 @@ def wrapped_view_check(user: Any) -> Any:
 async def anyone(user: Any) -> bool:
     """A public graph: every visitor may read it, logged in or not."""
     return True
+
+
+class UnreachableChannelLayer(BaseChannelLayer):
+    """A shared layer whose broker cannot be reached: every call fails."""
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        raise LayerDownError("broker unreachable (test layer)")
+
+    async def group_add(self, group: str, channel: str) -> None:
+        raise LayerDownError("broker unreachable (test layer)")
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        raise LayerDownError("broker unreachable (test layer)")
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        raise LayerDownError("broker unreachable (test layer)")
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        raise LayerDownError("broker unreachable (test layer)")

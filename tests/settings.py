@@ -26,6 +26,7 @@ if services.enabled():
             "CONFIG": {
                 "hosts": [services.REDIS_URL],
                 "prefix": f"graphapp-unit-{uuid.uuid4().hex[:8]}",
+                "group_expiry": 120,  # as graphsite's (graphapp.W004)
             },
         }
     }
@@ -33,7 +34,4 @@ else:
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"graphapp-test-{os.getpid()}.sqlite3")
     }
-# Exact publication counts in the in-process tests: no watching of SQLite for
-# other processes' commits here (the end-to-end tests cover it).
-GRAPHAPP = {"WATCH_INTERVAL": 0}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -139,12 +139,15 @@ async def test_stats_gives_the_viewer_the_whole_snapshot(viewer: httpx.AsyncClie
     assert abs(datetime.datetime.now(datetime.UTC) - at) < datetime.timedelta(minutes=5)
 
 
-async def test_stats_versions_increase_from_one_request_to_the_next(
-    viewer: httpx.AsyncClient,
+async def test_stats_versions_are_the_databases_and_grow_with_its_writes(
+    live_server_default: LiveServer, editor: httpx.AsyncClient
 ) -> None:
-    first = await snapshot(viewer)
-    second = await snapshot(viewer)
-    assert second["version"] > first["version"]
+    first = await snapshot(editor)
+    again = await snapshot(editor)
+    assert again["version"] == first["version"]  # the same state, the same version
+    await create_one(editor, live_server_default, content=tag(), node_type="FACT")
+    after = await snapshot(editor)
+    assert after["version"] > first["version"]
 
 
 async def test_stats_counts_a_created_node_in_its_tier_and_type(

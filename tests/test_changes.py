@@ -195,7 +195,7 @@ def test_released_savepoint_keeps_its_changes(changes: list[dict[str, Any]]) -> 
     assert ids == [outer.pk, inner.pk]
 
 
-@override_settings(GRAPHAPP={"WATCH_INTERVAL": 0, "CHANGE_LIMIT": 5})
+@override_settings(GRAPHAPP={"CHANGE_LIMIT": 5})
 @pytest.mark.django_db(transaction=True)
 def test_transaction_of_many_saves_publishes_a_summary(changes: list[dict[str, Any]]) -> None:
     with transaction.atomic():

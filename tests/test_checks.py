@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
+from graphapp import schema
 from graphapp.checks import check_cross_process_updates, check_deployment
 from tests.live import LiveServer
 
@@ -23,40 +24,63 @@ REDIS = {
 }
 
 
+@pytest.fixture
+def database_without_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a database graphapp's migrations keep no version on (neither
+    PostgreSQL nor SQLite): only the vendor list decides."""
+    monkeypatch.setattr(schema, "VENDORS", frozenset())
+
+
+@pytest.mark.usefixtures("database_without_versions")
 def test_check_is_silent_with_a_shared_layer() -> None:
-    with override_settings(CHANNEL_LAYERS=REDIS, GRAPHAPP={"WATCH_INTERVAL": 0}):
+    with override_settings(CHANNEL_LAYERS=REDIS):
         assert check_cross_process_updates() == []
 
 
+@pytest.mark.usefixtures("database_without_versions")
 def test_check_warns_when_in_memory_layer_cannot_see_other_processes() -> None:
-    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0}):
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
         (warning,) = check_cross_process_updates()
     assert warning.id == "graphapp.W001"
-    expected = "WATCH_INTERVAL" if connection.vendor == "sqlite" else "not SQLite"
-    assert expected in warning.msg
+    assert f"{connection.vendor} keeps no graph version" in warning.msg
     assert "REDIS_URL" in (warning.hint or "")
 
 
-def test_check_on_in_memory_layer_depends_on_watching_sqlite() -> None:
-    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0.25}):
-        messages = check_cross_process_updates()
-    # SQLite's data_version carries other processes' commits; nothing else does.
-    assert [m.id for m in messages] == ([] if connection.vendor == "sqlite" else ["graphapp.W001"])
+def test_check_on_in_memory_layer_is_silent_where_the_database_keeps_a_version() -> None:
+    # Every server sees other processes' commits through the graph's version.
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
+        assert check_cross_process_updates() == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_commands_say_when_their_changes_reach_no_server() -> None:
-    stderr = StringIO()
-    with override_settings(CHANNEL_LAYERS=IN_MEMORY, GRAPHAPP={"WATCH_INTERVAL": 0}):
-        call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=stderr)
-    assert "reach no open stream" in stderr.getvalue()
+def test_commands_say_when_their_changes_reach_no_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     quiet = StringIO()
-    with override_settings(
-        CHANNEL_LAYERS=REDIS if connection.vendor != "sqlite" else IN_MEMORY,
-        GRAPHAPP={"WATCH_INTERVAL": 0.25},
-    ):
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
         call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=quiet)
     assert quiet.getvalue() == ""
+    monkeypatch.setattr(schema, "VENDORS", frozenset())
+    stderr = StringIO()
+    with override_settings(CHANNEL_LAYERS=IN_MEMORY):
+        call_command("graph_decay", "--hours", "1", stdout=StringIO(), stderr=stderr)
+    assert "keeps no graph version" in stderr.getvalue()
+
+
+def test_deployment_check_warns_of_a_group_expiry_that_keeps_dead_members_for_a_day() -> None:
+    with override_settings(CHANNEL_LAYERS=REDIS):
+        (warning,) = check_deployment()
+    assert warning.id == "graphapp.W004"
+    assert "86400 s" in warning.msg
+    assert "group_expiry" in (warning.hint or "")
+    short = {
+        "default": {
+            **REDIS["default"],
+            "CONFIG": {**REDIS["default"]["CONFIG"], "group_expiry": 120},
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=short):
+        assert check_deployment() == []
 
 
 def ids(messages: list[Any]) -> list[str]:

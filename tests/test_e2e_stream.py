@@ -240,9 +240,10 @@ async def test_disconnected_clients_leave_nothing_behind(make_server: Any) -> No
     opened = [await s.__aenter__() for s in streams]
     for events in opened:
         await events.next_stats()
-    busy = await wait_for_health(server, streams=5, subscribed=True)
+    shared = bool(server.redis_url)  # the in-memory layer is this process: no group to join
+    busy = await wait_for_health(server, streams=5, subscribed=shared)
     assert busy["tasks"] > idle["tasks"]
-    assert await group_members(server) == 1  # one subscription for the process
+    assert await group_members(server) == int(shared)  # one subscription for the process
     for s in streams:
         await s.__aexit__(None, None, None)
     for client in clients:
@@ -269,14 +270,13 @@ async def test_connecting_clients_share_one_snapshot_computation(make_server: An
     for client in clients:
         await client.aclose()
     assert len({first["version"] for first in firsts}) == 1
-    # Computed for the connects: every snapshot but the publications' (a
-    # publication may come meanwhile, when SQLite's watch sees a commit).
+    # Computed for the connects: every snapshot but the publications'.
     loads = report["snapshots"] - report["published"]
     assert loads - (before["snapshots"] - before["published"]) == 1
 
 
 async def test_failing_channel_layer_leaves_saves_working(make_server: Any) -> None:
-    server = make_server(channel_backend="tests.layers.SendFailingChannelLayer")
+    server = make_server(channel_backend="tests.layers.UnreachableChannelLayer")
     async with logged_in(server, "editor") as editor:
         for i in range(3):
             await create_node(editor, server, content=f"saved despite the broker {i}")
@@ -288,24 +288,31 @@ async def test_failing_channel_layer_leaves_saves_working(make_server: Any) -> N
     assert log.count("publishing to the channel layer failed") == 1, "logged once per outage"
 
 
-async def test_stream_whose_subscription_fails_ends_and_logs_the_error(make_server: Any) -> None:
-    server = make_server(channel_backend="tests.layers.SubscribeFailingChannelLayer")
-    async with (
-        logged_in(server, "viewer") as viewer,
-        viewer.stream("GET", "/graph/events/") as response,
-    ):
-        assert response.status_code == 200
-        body = b"".join([chunk async for chunk in response.aiter_raw()])
-    # The response ended by itself (so a browser reconnects), without a snapshot.
-    assert b"event: stats" not in body
+async def test_a_stream_whose_layer_is_down_still_shows_the_databases_truth(
+    make_server: Any,
+) -> None:
+    server = make_server(channel_backend="tests.layers.UnreachableChannelLayer")
+    async with logged_in(server, "editor") as editor, stream(editor) as events:
+        before = await events.next_stats()
+        await create_node(editor, server, content="published to a broker that is down")
+        # No message can bring it: the hub's own look at the database does.
+        after = await events.next_stats(within=5.0)
+        report = await health(server)
+    assert after["nodes"] == before["nodes"] + 1
+    assert after["version"] > before["version"]
+    assert report["subscribed"] is False
+    assert report["state"] == "live"  # the database answers: these numbers are the truth
     log = server.log()
     assert "subscription to group 'graphapp.stats' failed" in log
     assert "LayerDownError" in log
-    assert (await wait_for_health(server, streams=0, subscribed=False))["streams"] == 0
 
 
-async def test_changes_by_other_processes_reach_streams_on_sqlite(make_server: Any) -> None:
-    server = make_server(services_run=False)  # the embedded default: SQLite, in-memory layer
+async def test_changes_by_other_processes_reach_streams_through_the_database(
+    make_server: Any,
+) -> None:
+    # The embedded default: SQLite and the in-memory layer, which reaches no
+    # other process; the server sees their commits in the graph's version.
+    server = make_server(services_run=False)
     async with logged_in(server, "viewer") as viewer, stream(viewer) as events:
         before = await events.current()
         shell = server.manage(
@@ -315,10 +322,10 @@ async def test_changes_by_other_processes_reach_streams_on_sqlite(make_server: A
             "Node.objects.create(content='from the shell', node_type='ENTITY', momentum=0.5)",
         )
         assert shell.returncode == 0, shell.stderr
-        from_shell = await events.next_stats(within=1.0)
+        from_shell = await events.next_stats(within=5.0)
         decay = server.manage("graph_decay", "--hours", "100")
         assert decay.returncode == 0, decay.stderr
-        from_cron = await events.next_stats(within=1.0)
+        from_cron = await events.next_stats(within=5.0)
     assert from_shell["nodes"] == before["nodes"] + 1
     assert from_shell["types"]["ENTITY"] == before["types"]["ENTITY"] + 1
     assert from_cron["tiers"] == {"HOT": 0, "WARM": 0, "COLD": before["nodes"] + 1}

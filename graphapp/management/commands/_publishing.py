@@ -19,5 +19,8 @@ def wait_for_publication(command: BaseCommand) -> None:
         command.stderr.write(f"graphapp: {reason}")
     if not publisher.flush(PUBLISH_TIMEOUT):
         command.stdout.write(
-            command.style.WARNING("The statistics could not be published in time.")
+            command.style.WARNING(
+                "The statistics could not be published (see the log); open streams "
+                "still see the change through the database within seconds."
+            )
         )

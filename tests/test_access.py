@@ -1,57 +1,16 @@
-"""The one thread that runs the streams' permission checks, and its connection."""
+"""Who may open and keep a stream: the checks run on the check worker, through a
+detached copy of the session."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.test import AsyncClient
 
-from graphapp.models import Node
-from graphapp.views import check_thread
-
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _connection_in_check_thread() -> Any:
-    return check_thread._executor.submit(lambda: connections[DEFAULT_DB_ALIAS].connection).result()
-
-
-async def test_many_checks_keep_one_connection_closed_once_when_quiet(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(check_thread, "IDLE_CLOSE", 0.3)
-    closes = 0
-    close_if_idle = check_thread._close_if_idle
-
-    def counted() -> None:
-        nonlocal closes
-        closes += 1
-        close_if_idle()
-
-    monkeypatch.setattr(check_thread, "_close_if_idle", counted)
-
-    async def check() -> int:
-        async with check_thread.context():
-            return await sync_to_async(Node.objects.count)()
-
-    assert await asyncio.gather(*(check() for _ in range(50))) == [0] * 50
-    kept = _connection_in_check_thread()
-    assert kept is not None, "the check thread closed its connection right after the checks"
-    await check()  # a check in the quiet period moves the closing on
-    assert _connection_in_check_thread() is kept
-
-    for _ in range(200):
-        await asyncio.sleep(0.02)
-        if _connection_in_check_thread() is None:
-            break
-    assert _connection_in_check_thread() is None, "still open after IDLE_CLOSE quiet seconds"
-    # One timer for all 51 checks: the thread got one closing task, not 51.
-    await asyncio.sleep(0.5)
-    assert closes == 1
 
 
 @pytest.fixture
