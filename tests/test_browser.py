@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.template.loader import render_to_string
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.live import ROOT, LiveServer, create_node, logged_in, post_json
@@ -383,3 +387,176 @@ def test_screenshots_are_shown_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark"):
         assert f"docs/screenshots/{name}.png" in readme, name
+
+
+# -- the client's states against a stand-in server ------------------------------------
+#
+# The real live page (template, stream.js, panel.js, panel.css) served by a few lines of
+# asyncio, with an event stream the test writes: each state of the client on its own,
+# whatever the server's core does.
+
+STATIC = ROOT / "graphapp" / "static" / "graphapp"
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def sse_event(event: str, data: Any, id: int | None = None) -> bytes:
+    lines = ([f"id: {id}"] if id is not None else []) + [f"event: {event}"]
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def stats_event(version: int, nodes: int) -> bytes:
+    snapshot = {
+        "type": "update",
+        "nodes": nodes,
+        "edges": 2 * nodes,
+        "avg_entanglement": 0.25,
+        "tiers": {"HOT": nodes, "WARM": 0, "COLD": 0},
+        "types": {"FACT": nodes, "CONCEPT": 0, "CODE": 0, "DREAM": 0, "ENTITY": 0},
+        "version": version,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return sse_event("stats", snapshot, id=version)
+
+
+def created_event(version: int, *node_ids: int) -> bytes:
+    """A change event as the core sends it now: no id line."""
+    changes = [
+        {"kind": "created", "id": node_id, "node_type": "FACT", "tier": "HOT"}
+        for node_id in node_ids
+    ]
+    return sse_event("change", {"version": version, "changes": changes, "summary": {}})
+
+
+class StandIn:
+    """graphapp's pages as a browser sees them, and an event stream the test writes.
+
+    ``greeting`` is what every new stream gets first; ``send`` writes to the open
+    streams; ``drop`` ends them (the browser then reconnects).
+    """
+
+    def __init__(self) -> None:
+        self.page = render_to_string("graphapp/live.html", {"show_admin_link": False}).encode()
+        self.greeting: list[bytes] = []
+        self.streams: set[asyncio.Queue[bytes | None]] = set()
+        self.connects = 0
+        self.server: asyncio.Server | None = None
+        self.connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        # Streams end, and so do the idle connections a browser opens ahead of need
+        # (not cancelled: Python 3.11's asyncio logs a cancelled connection handler).
+        self.drop()
+        for writer in self.connections.values():
+            writer.close()
+        await asyncio.gather(*self.connections)
+        await self.server.wait_closed()
+
+    def send(self, *frames: bytes) -> None:
+        for queue in self.streams:
+            queue.put_nowait(b"".join(frames))
+
+    def drop(self) -> None:
+        for queue in self.streams:
+            queue.put_nowait(None)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[task] = writer
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            path = request.split(b" ", 2)[1].decode().split("?")[0]
+            if path == "/graph/events/":
+                await self._stream(writer)
+            else:
+                writer.write(self._answer(path))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the browser went
+        finally:
+            del self.connections[task]
+            writer.close()
+
+    def _answer(self, path: str) -> bytes:
+        if path == "/graph/live/":
+            return self._response(self.page, "text/html; charset=utf-8")
+        if path == "/graph/api/stats/":  # the access check after a stream ends: allowed
+            return self._response(b"{}", "application/json")
+        if path.startswith("/static/graphapp/") and (STATIC / Path(path).name).is_file():
+            content = (STATIC / Path(path).name).read_bytes()
+            return self._response(content, CONTENT_TYPES[Path(path).suffix])
+        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    @staticmethod
+    def _response(body: bytes, content_type: str) -> bytes:
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.streams.add(queue)
+        self.connects += 1
+        try:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n" + b"".join(self.greeting)
+            )
+            await writer.drain()
+            while (frames := await queue.get()) is not None:
+                writer.write(frames)
+                await writer.drain()
+        finally:
+            self.streams.discard(queue)
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    server = StandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def clocked(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A browser profile whose times read the same on every machine."""
+    made = await browser.new_context(
+        viewport={"width": 1100, "height": 900}, locale="en-GB", timezone_id="UTC"
+    )
+    yield made
+    await made.close()
+
+
+async def test_stand_in_change_events_without_ids_each_show_once(
+    clocked: BrowserContext, stand_in: StandIn
+) -> None:
+    stand_in.greeting = [stats_event(1, nodes=1)]
+    page = await clocked.new_page()
+    await page.goto(f"{stand_in.url}/graph/live/")
+    await until_live(page)
+    # Two change events after one stats share its lastEventId: both are shown all the same.
+    stand_in.send(stats_event(2, nodes=2), created_event(2, 11))
+    stand_in.send(created_event(2, 12), stats_event(3, nodes=3), created_event(3, 13))
+    for node_id in (11, 12, 13):
+        await page.locator(feed_entry("created", node_id)).wait_for()
+    # The very same event again (a replay) adds nothing.
+    stand_in.send(created_event(3, 13), stats_event(4, nodes=4), created_event(4, 14))
+    await page.locator(feed_entry("created", 14)).wait_for()
+    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 4
+    keys = await feed_keys(page)
+    assert len(keys) == len(set(keys))
+    await page.wait_for_function(shows_nodes(4))

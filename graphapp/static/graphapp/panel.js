@@ -10,6 +10,7 @@
   var TYPE_ORDER = ["FACT", "CONCEPT", "CODE", "DREAM", "ENTITY"];
   var FEED_MAX = 50; // entries kept
   var FEED_SCREEN = 20; // more in one event than fit on a screen: one summary line
+  var RECENT_CHANGES = 20; // change events remembered to show a repeated one once
   var CHART_MINUTES = 10;
   var CHART_TICK_MS = 5000;
   var STATE_TEXT = {
@@ -58,8 +59,8 @@
     this.baseline = null;
     this.snapshot = null;
     this.samples = []; // [time ms, nodes]
-    this.seen = {}; // change event ids already shown
-    this.seenOrder = [];
+    this.recent = []; // the latest change events' data, as received
+    this.batches = 0; // change events shown: feed entries' keys
     this.state = "connecting";
     this.everLive = false;
     this.lostAt = null;
@@ -77,7 +78,7 @@
     if (message.transport) this.root.dataset.transport = message.transport;
     if (message.type === "state") this.setState(message.state);
     else if (message.type === "stats") this.render(JSON.parse(message.data));
-    else if (message.type === "change") this.changed(message.id, JSON.parse(message.data));
+    else if (message.type === "change") this.changed(message.data);
   };
 
   Panel.prototype.setState = function (state) {
@@ -194,13 +195,14 @@
 
   /* -- the feed ----------------------------------------------------------- */
 
-  Panel.prototype.changed = function (id, data) {
+  Panel.prototype.changed = function (raw) {
     // The same event twice (a tab handed a stream over, a replay) is shown once.
-    var key = id || String(data.version);
-    if (this.seen[key]) return;
-    this.seen[key] = true;
-    this.seenOrder.push(key);
-    if (this.seenOrder.length > 500) delete this.seen[this.seenOrder.shift()];
+    // Change events carry no id of their own: the same event is the same data.
+    if (this.recent.indexOf(raw) >= 0) return;
+    this.recent.push(raw);
+    if (this.recent.length > RECENT_CHANGES) this.recent.shift();
+    var data = JSON.parse(raw);
+    var key = "change-" + (this.batches += 1);
     var at = new Date();
     var entries = [];
     var summary = Object.assign({}, data.summary);

@@ -7,7 +7,8 @@
  * window.GraphappStream for browsers without SharedWorker.
  *
  * Messages to a subscriber: {type: "state", state}, {type: "stats", id, data},
- * {type: "change", id, data}; `data` as the server sent it (a JSON string).
+ * {type: "change", data}; `data` as the server sent it (a JSON string).
+ * `change` events carry no id: they belong to the `stats` before them.
  *
  * An EventSource cannot see why a connection failed. After a failure the
  * connection asks `accessUrl` (the JSON stats, behind the same permission): a
@@ -52,7 +53,8 @@
       self.emit({ type: "stats", id: event.lastEventId, data: event.data });
     });
     source.addEventListener("change", function (event) {
-      self.emit({ type: "change", id: event.lastEventId, data: event.data });
+      // No id: a change belongs to the stats before it (lastEventId is that one's).
+      self.emit({ type: "change", data: event.data });
     });
     source.addEventListener("error", function () {
       if (source !== self.source || self.closed) return;
