@@ -389,6 +389,13 @@ def test_screenshots_are_shown_in_the_readme() -> None:
         assert f"docs/screenshots/{name}.png" in readme, name
 
 
+# -- stale: the server is up but cannot confirm the numbers ---------------------------
+
+STALE = '.graphapp-state[data-state="stale"]'
+LIVE = '.graphapp-state[data-state="live"]'
+# Well within the guarantee's seconds, well short of Playwright's 30 s.
+STATE_TIMEOUT_MS = 15_000
+
 # -- the client's states against a stand-in server ------------------------------------
 #
 # The real live page (template, stream.js, panel.js, panel.css) served by a few lines of
@@ -417,6 +424,10 @@ def stats_event(version: int, nodes: int) -> bytes:
         "at": datetime.now(UTC).isoformat(),
     }
     return sse_event("stats", snapshot, id=version)
+
+
+def status_event(state: str, confirmed_at: str | None = None, version: int | None = None) -> bytes:
+    return sse_event("status", {"state": state, "confirmed_at": confirmed_at, "version": version})
 
 
 def created_event(version: int, *node_ids: int) -> bytes:
@@ -539,6 +550,96 @@ async def clocked(browser: Browser) -> AsyncIterator[BrowserContext]:
     )
     yield made
     await made.close()
+
+
+# Every state the badge took, in order: its state when the page's scripts have run (no
+# event has come by then), then every change.
+RECORD_STATES = """
+window.graphappStates = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const badge = document.querySelector(".graphapp-state");
+  window.graphappStates.push(badge.dataset.state);
+  new MutationObserver(() => window.graphappStates.push(badge.dataset.state))
+    .observe(badge, {attributes: true, attributeFilter: ["data-state"]});
+});
+"""
+
+
+async def states_taken(page: Page) -> list[str]:
+    states: list[str] = await page.evaluate("window.graphappStates")
+    return [state for index, state in enumerate(states) if not index or states[index - 1] != state]
+
+
+async def test_stand_in_badge_says_stale_with_its_time_in_every_tab_and_live_again(
+    clocked: BrowserContext, stand_in: StandIn
+) -> None:
+    stand_in.greeting = [stats_event(1, nodes=5)]
+    first = await clocked.new_page()
+    await first.goto(f"{stand_in.url}/graph/live/")
+    await until_live(first)
+
+    stand_in.send(status_event("stale", "2025-03-04T10:42:05.250+00:00", version=1))
+    await first.wait_for_selector(STALE)
+    assert await first.text_content(".graphapp-state") == (
+        "stale \u00b7 last confirmed 04/03/2025, 10:42:05"  # not today: with its date
+    )
+    assert await first.get_attribute(".graphapp-state time", "datetime") == (
+        "2025-03-04T10:42:05.250Z"
+    )
+    assert await nodes_shown(first) == 5
+    # Numbers that come while stale are shown, still under the stale badge.
+    stand_in.send(stats_event(2, nodes=6))
+    await first.wait_for_function(shows_nodes(6))
+    assert await first.get_attribute(".graphapp-state", "data-state") == "stale"
+
+    # A tab opened now learns it from the shared worker, time included.
+    second = await clocked.new_page()
+    await second.goto(f"{stand_in.url}/graph/live/")
+    await second.wait_for_selector(STALE)
+    assert await second.get_attribute("[data-graphapp-panel]", "data-transport") == (
+        "shared-worker"
+    )
+    assert await second.text_content(".graphapp-state") == await first.text_content(
+        ".graphapp-state"
+    )
+    await second.wait_for_function(shows_nodes(6))
+    assert stand_in.connects == 1
+    for dark in (False, True):
+        await screenshot(second, "stale-badge", dark=dark)
+
+    stand_in.send(status_event("live", "2025-03-04T10:50:00+00:00", version=2))
+    for page in (first, second):
+        await page.wait_for_selector(LIVE)
+        assert await page.text_content(".graphapp-state") == "live"
+        assert await page.locator(".graphapp-state__confirmed").count() == 0
+    note = first.locator('[data-feed] li[data-kind="note"]')
+    assert "Confirmed again" in (await note.text_content() or "")
+
+
+@pytest.mark.parametrize("transport", ["shared-worker", "page"])
+async def test_stand_in_stream_opened_while_stale_never_says_live(
+    clocked: BrowserContext, stand_in: StandIn, transport: str
+) -> None:
+    if transport == "page":
+        await clocked.add_init_script("delete window.SharedWorker")
+    await clocked.add_init_script(RECORD_STATES)
+    # What a server that cannot confirm sends a new stream: its latest stats, then why.
+    stand_in.greeting = [stats_event(3, nodes=4) + status_event("stale", None)]
+    page = await clocked.new_page()
+    await page.goto(f"{stand_in.url}/graph/live/")
+    await page.wait_for_selector(STALE)
+    assert await page.get_attribute("[data-graphapp-panel]", "data-transport") == transport
+    assert await page.text_content(".graphapp-state") == "stale \u00b7 never confirmed"
+    await page.wait_for_function(shows_nodes(4))
+    await page.wait_for_timeout(600)  # past the moment a first stats waits for its status
+    assert await states_taken(page) == ["connecting", "stale"]
+
+    # The stream ends; the next one says nothing of its status: it is live.
+    stand_in.greeting = [stats_event(4, nodes=7)]
+    stand_in.drop()
+    await page.wait_for_selector(LIVE)
+    await page.wait_for_function(shows_nodes(7))
+    assert await states_taken(page) == ["connecting", "stale", "reconnecting", "live"]
 
 
 async def test_stand_in_change_events_without_ids_each_show_once(
