@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
+import psycopg
 import pytest
 from django.template.loader import render_to_string
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -395,6 +399,93 @@ STALE = '.graphapp-state[data-state="stale"]'
 LIVE = '.graphapp-state[data-state="live"]'
 # Well within the guarantee's seconds, well short of Playwright's 30 s.
 STATE_TIMEOUT_MS = 15_000
+
+# The fault the server cannot read past, and its repair (a table's name, nothing lost).
+BREAK_VERSION = "ALTER TABLE graphapp_version RENAME TO graphapp_version_away"
+REPAIR_VERSION = "ALTER TABLE graphapp_version_away RENAME TO graphapp_version"
+
+
+def alter_database(server: LiveServer, statement: LiteralString) -> None:
+    """Run ``statement`` on the server's database, as another program would."""
+    if server.database_url.startswith("postgres"):
+        with psycopg.connect(server.database_url, autocommit=True) as postgres:
+            postgres.execute(statement)
+        return
+    assert not server.database_url, "a server on another server's SQLite file"
+    with contextlib.closing(sqlite3.connect(server.workdir / "db.sqlite3", timeout=10)) as db:
+        db.execute(statement)
+        db.commit()
+
+
+async def stale_since(page: Page) -> str:
+    """The badge says stale with a time; returns that time (ISO 8601) as the server sent it."""
+    await page.wait_for_selector(STALE, timeout=STATE_TIMEOUT_MS)
+    text = " ".join((await page.text_content(".graphapp-state") or "").split())
+    assert re.fullmatch(r"stale \u00b7 last confirmed \d{1,2}:\d{2}:\d{2}(\W*[AP]M)?", text), text
+    confirmed = await page.get_attribute(".graphapp-state__confirmed", "data-confirmed")
+    assert confirmed is not None
+    assert await page.get_attribute(".graphapp-state__confirmed time", "datetime") == (
+        datetime.fromisoformat(confirmed)
+        .astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+    return confirmed
+
+
+async def test_badge_says_stale_while_the_database_cannot_be_read_and_live_after(
+    browser: Browser, context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    started = datetime.now(UTC)
+    server = make_server()
+    live = await until_live(await sign_in(await context.new_page(), server, "/graph/live/"))
+    shown = await nodes_shown(live)
+
+    alter_database(server, BREAK_VERSION)
+    broken = datetime.now(UTC)
+    confirmed = await stale_since(live)
+    # The last confirmed moment is one before the table went, not the page's clock.
+    assert started - timedelta(seconds=1) <= datetime.fromisoformat(confirmed)
+    assert datetime.fromisoformat(confirmed) <= broken + timedelta(seconds=1)
+    assert await nodes_shown(live) == shown  # the numbers stay, under a badge that says so
+    title = await live.get_attribute(".graphapp-state", "title") or ""
+    assert "cannot confirm" in title
+
+    # A tab opened while stale is handed the state by the shared worker: the admin's list.
+    listing = await context.new_page()
+    await listing.goto(f"{server.url}/admin/graphapp/node/")
+    assert await stale_since(listing) == confirmed
+    assert await listing.get_attribute("[data-graphapp-panel]", "data-transport") == (
+        "shared-worker"
+    )
+    # Another browser opens a stream of its own while stale: stats first, then the status.
+    other = await browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        elsewhere = await sign_in(await other.new_page(), server, "/admin/graphapp/node/")
+        assert await stale_since(elsewhere) == confirmed
+        await elsewhere.wait_for_function(shows_nodes(shown))
+
+        for dark in (False, True):
+            await screenshot(live, "live-page-stale", dark=dark)
+            await screenshot(listing, "admin-node-list-stale", dark=dark)
+
+        alter_database(server, REPAIR_VERSION)
+        for page in (live, listing, elsewhere):
+            await page.wait_for_selector(LIVE, timeout=STATE_TIMEOUT_MS)
+            assert await page.text_content(".graphapp-state") == "live"
+        note = live.locator('[data-feed] li[data-kind="note"]').first
+        assert "Confirmed again" in (await note.text_content() or "")
+
+        # And it streams again: a change made now shows everywhere.
+        async with logged_in(server, "editor") as editor:
+            created = await create_node(editor, server, node_type="CONCEPT")
+        for page in (live, listing, elsewhere):
+            await page.wait_for_function(shows_nodes(shown + 1))
+        await live.locator(feed_entry("created", created["id"])).wait_for()
+        assert await live.text_content(".graphapp-state") == "live"
+    finally:
+        await other.close()
+
 
 # -- the client's states against a stand-in server ------------------------------------
 #
