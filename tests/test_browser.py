@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
+import re
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
+import psycopg
 import pytest
+from django.template.loader import render_to_string
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.live import ROOT, LiveServer, create_node, logged_in, post_json
@@ -383,3 +391,364 @@ def test_screenshots_are_shown_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for name in ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark"):
         assert f"docs/screenshots/{name}.png" in readme, name
+
+
+# -- stale: the server is up but cannot confirm the numbers ---------------------------
+
+STALE = '.graphapp-state[data-state="stale"]'
+LIVE = '.graphapp-state[data-state="live"]'
+# Well within the guarantee's seconds, well short of Playwright's 30 s.
+STATE_TIMEOUT_MS = 15_000
+
+# The fault the server cannot read past, and its repair (a table's name, nothing lost).
+BREAK_VERSION = "ALTER TABLE graphapp_version RENAME TO graphapp_version_away"
+REPAIR_VERSION = "ALTER TABLE graphapp_version_away RENAME TO graphapp_version"
+
+
+def alter_database(server: LiveServer, statement: LiteralString) -> None:
+    """Run ``statement`` on the server's database, as another program would."""
+    if server.database_url.startswith("postgres"):
+        with psycopg.connect(server.database_url, autocommit=True) as postgres:
+            postgres.execute(statement)
+        return
+    assert not server.database_url, "a server on another server's SQLite file"
+    with contextlib.closing(sqlite3.connect(server.workdir / "db.sqlite3", timeout=10)) as db:
+        db.execute(statement)
+        db.commit()
+
+
+async def stale_since(page: Page) -> str:
+    """The badge says stale with a time; returns that time (ISO 8601) as the server sent it."""
+    await page.wait_for_selector(STALE, timeout=STATE_TIMEOUT_MS)
+    text = " ".join((await page.text_content(".graphapp-state") or "").split())
+    assert re.fullmatch(r"stale \u00b7 last confirmed \d{1,2}:\d{2}:\d{2}(\W*[AP]M)?", text), text
+    confirmed = await page.get_attribute(".graphapp-state__confirmed", "data-confirmed")
+    assert confirmed is not None
+    assert await page.get_attribute(".graphapp-state__confirmed time", "datetime") == (
+        datetime.fromisoformat(confirmed)
+        .astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+    return confirmed
+
+
+async def test_badge_says_stale_while_the_database_cannot_be_read_and_live_after(
+    browser: Browser, context: BrowserContext, make_server: Callable[..., LiveServer]
+) -> None:
+    started = datetime.now(UTC)
+    server = make_server()
+    live = await until_live(await sign_in(await context.new_page(), server, "/graph/live/"))
+    shown = await nodes_shown(live)
+
+    alter_database(server, BREAK_VERSION)
+    broken = datetime.now(UTC)
+    confirmed = await stale_since(live)
+    # The last confirmed moment is one before the table went, not the page's clock.
+    assert started - timedelta(seconds=1) <= datetime.fromisoformat(confirmed)
+    assert datetime.fromisoformat(confirmed) <= broken + timedelta(seconds=1)
+    assert await nodes_shown(live) == shown  # the numbers stay, under a badge that says so
+    title = await live.get_attribute(".graphapp-state", "title") or ""
+    assert "cannot confirm" in title
+
+    # A tab opened while stale is handed the state by the shared worker: the admin's list.
+    listing = await context.new_page()
+    await listing.goto(f"{server.url}/admin/graphapp/node/")
+    assert await stale_since(listing) == confirmed
+    assert await listing.get_attribute("[data-graphapp-panel]", "data-transport") == (
+        "shared-worker"
+    )
+    # Another browser opens a stream of its own while stale: stats first, then the status.
+    other = await browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        elsewhere = await sign_in(await other.new_page(), server, "/admin/graphapp/node/")
+        assert await stale_since(elsewhere) == confirmed
+        await elsewhere.wait_for_function(shows_nodes(shown))
+
+        for dark in (False, True):
+            await screenshot(live, "live-page-stale", dark=dark)
+            await screenshot(listing, "admin-node-list-stale", dark=dark)
+
+        alter_database(server, REPAIR_VERSION)
+        for page in (live, listing, elsewhere):
+            await page.wait_for_selector(LIVE, timeout=STATE_TIMEOUT_MS)
+            assert await page.text_content(".graphapp-state") == "live"
+        note = live.locator('[data-feed] li[data-kind="note"]').first
+        assert "Confirmed again" in (await note.text_content() or "")
+
+        # And it streams again: a change made now shows everywhere.
+        async with logged_in(server, "editor") as editor:
+            created = await create_node(editor, server, node_type="CONCEPT")
+        for page in (live, listing, elsewhere):
+            await page.wait_for_function(shows_nodes(shown + 1))
+        await live.locator(feed_entry("created", created["id"])).wait_for()
+        assert await live.text_content(".graphapp-state") == "live"
+    finally:
+        await other.close()
+
+
+# -- the client's states against a stand-in server ------------------------------------
+#
+# The real live page (template, stream.js, panel.js, panel.css) served by a few lines of
+# asyncio, with an event stream the test writes: each state of the client on its own,
+# whatever the server's core does.
+
+STATIC = ROOT / "graphapp" / "static" / "graphapp"
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def sse_event(event: str, data: Any, id: int | None = None) -> bytes:
+    lines = ([f"id: {id}"] if id is not None else []) + [f"event: {event}"]
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def stats_event(version: int, nodes: int) -> bytes:
+    snapshot = {
+        "type": "update",
+        "nodes": nodes,
+        "edges": 2 * nodes,
+        "avg_entanglement": 0.25,
+        "tiers": {"HOT": nodes, "WARM": 0, "COLD": 0},
+        "types": {"FACT": nodes, "CONCEPT": 0, "CODE": 0, "DREAM": 0, "ENTITY": 0},
+        "version": version,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    return sse_event("stats", snapshot, id=version)
+
+
+def status_event(state: str, confirmed_at: str | None = None, version: int | None = None) -> bytes:
+    return sse_event("status", {"state": state, "confirmed_at": confirmed_at, "version": version})
+
+
+def created_event(version: int, *node_ids: int) -> bytes:
+    """A change event as the core sends it now: no id line."""
+    changes = [
+        {"kind": "created", "id": node_id, "node_type": "FACT", "tier": "HOT"}
+        for node_id in node_ids
+    ]
+    return sse_event("change", {"version": version, "changes": changes, "summary": {}})
+
+
+class StandIn:
+    """graphapp's pages as a browser sees them, and an event stream the test writes.
+
+    ``greeting`` is what every new stream gets first; ``send`` writes to the open
+    streams; ``drop`` ends them (the browser then reconnects).
+    """
+
+    def __init__(self) -> None:
+        self.page = render_to_string("graphapp/live.html", {"show_admin_link": False}).encode()
+        self.greeting: list[bytes] = []
+        self.streams: set[asyncio.Queue[bytes | None]] = set()
+        self.connects = 0
+        self.server: asyncio.Server | None = None
+        self.connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        # Streams end, and so do the idle connections a browser opens ahead of need
+        # (not cancelled: Python 3.11's asyncio logs a cancelled connection handler).
+        self.drop()
+        for writer in self.connections.values():
+            writer.close()
+        await asyncio.gather(*self.connections)
+        await self.server.wait_closed()
+
+    def send(self, *frames: bytes) -> None:
+        for queue in self.streams:
+            queue.put_nowait(b"".join(frames))
+
+    def drop(self) -> None:
+        for queue in self.streams:
+            queue.put_nowait(None)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[task] = writer
+        try:
+            request = await reader.readuntil(b"\r\n\r\n")
+            path = request.split(b" ", 2)[1].decode().split("?")[0]
+            if path == "/graph/events/":
+                await self._stream(writer)
+            else:
+                writer.write(self._answer(path))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the browser went
+        finally:
+            del self.connections[task]
+            writer.close()
+
+    def _answer(self, path: str) -> bytes:
+        if path == "/graph/live/":
+            return self._response(self.page, "text/html; charset=utf-8")
+        if path == "/graph/api/stats/":  # the access check after a stream ends: allowed
+            return self._response(b"{}", "application/json")
+        if path.startswith("/static/graphapp/") and (STATIC / Path(path).name).is_file():
+            content = (STATIC / Path(path).name).read_bytes()
+            return self._response(content, CONTENT_TYPES[Path(path).suffix])
+        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    @staticmethod
+    def _response(body: bytes, content_type: str) -> bytes:
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-store\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.streams.add(queue)
+        self.connects += 1
+        try:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n" + b"".join(self.greeting)
+            )
+            await writer.drain()
+            while (frames := await queue.get()) is not None:
+                writer.write(frames)
+                await writer.drain()
+        finally:
+            self.streams.discard(queue)
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    server = StandIn()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def clocked(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A browser profile whose times read the same on every machine."""
+    made = await browser.new_context(
+        viewport={"width": 1100, "height": 900}, locale="en-GB", timezone_id="UTC"
+    )
+    yield made
+    await made.close()
+
+
+# Every state the badge took, in order: its state when the page's scripts have run (no
+# event has come by then), then every change.
+RECORD_STATES = """
+window.graphappStates = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const badge = document.querySelector(".graphapp-state");
+  window.graphappStates.push(badge.dataset.state);
+  new MutationObserver(() => window.graphappStates.push(badge.dataset.state))
+    .observe(badge, {attributes: true, attributeFilter: ["data-state"]});
+});
+"""
+
+
+async def states_taken(page: Page) -> list[str]:
+    states: list[str] = await page.evaluate("window.graphappStates")
+    return [state for index, state in enumerate(states) if not index or states[index - 1] != state]
+
+
+async def test_stand_in_badge_says_stale_with_its_time_in_every_tab_and_live_again(
+    clocked: BrowserContext, stand_in: StandIn
+) -> None:
+    stand_in.greeting = [stats_event(1, nodes=5)]
+    first = await clocked.new_page()
+    await first.goto(f"{stand_in.url}/graph/live/")
+    await until_live(first)
+
+    stand_in.send(status_event("stale", "2025-03-04T10:42:05.250+00:00", version=1))
+    await first.wait_for_selector(STALE)
+    assert await first.text_content(".graphapp-state") == (
+        "stale \u00b7 last confirmed 04/03/2025, 10:42:05"  # not today: with its date
+    )
+    assert await first.get_attribute(".graphapp-state time", "datetime") == (
+        "2025-03-04T10:42:05.250Z"
+    )
+    assert await nodes_shown(first) == 5
+    # Numbers that come while stale are shown, still under the stale badge.
+    stand_in.send(stats_event(2, nodes=6))
+    await first.wait_for_function(shows_nodes(6))
+    assert await first.get_attribute(".graphapp-state", "data-state") == "stale"
+
+    # A tab opened now learns it from the shared worker, time included.
+    second = await clocked.new_page()
+    await second.goto(f"{stand_in.url}/graph/live/")
+    await second.wait_for_selector(STALE)
+    assert await second.get_attribute("[data-graphapp-panel]", "data-transport") == (
+        "shared-worker"
+    )
+    assert await second.text_content(".graphapp-state") == await first.text_content(
+        ".graphapp-state"
+    )
+    await second.wait_for_function(shows_nodes(6))
+    assert stand_in.connects == 1
+    for dark in (False, True):
+        await screenshot(second, "stale-badge", dark=dark)
+
+    stand_in.send(status_event("live", "2025-03-04T10:50:00+00:00", version=2))
+    for page in (first, second):
+        await page.wait_for_selector(LIVE)
+        assert await page.text_content(".graphapp-state") == "live"
+        assert await page.locator(".graphapp-state__confirmed").count() == 0
+    note = first.locator('[data-feed] li[data-kind="note"]')
+    assert "Confirmed again" in (await note.text_content() or "")
+
+
+@pytest.mark.parametrize("transport", ["shared-worker", "page"])
+async def test_stand_in_stream_opened_while_stale_never_says_live(
+    clocked: BrowserContext, stand_in: StandIn, transport: str
+) -> None:
+    if transport == "page":
+        await clocked.add_init_script("delete window.SharedWorker")
+    await clocked.add_init_script(RECORD_STATES)
+    # What a server that cannot confirm sends a new stream: its latest stats, then why.
+    stand_in.greeting = [stats_event(3, nodes=4) + status_event("stale", None)]
+    page = await clocked.new_page()
+    await page.goto(f"{stand_in.url}/graph/live/")
+    await page.wait_for_selector(STALE)
+    assert await page.get_attribute("[data-graphapp-panel]", "data-transport") == transport
+    assert await page.text_content(".graphapp-state") == "stale \u00b7 never confirmed"
+    await page.wait_for_function(shows_nodes(4))
+    await page.wait_for_timeout(600)  # past the moment a first stats waits for its status
+    assert await states_taken(page) == ["connecting", "stale"]
+
+    # The stream ends; the next one says nothing of its status: it is live.
+    stand_in.greeting = [stats_event(4, nodes=7)]
+    stand_in.drop()
+    await page.wait_for_selector(LIVE)
+    await page.wait_for_function(shows_nodes(7))
+    assert await states_taken(page) == ["connecting", "stale", "reconnecting", "live"]
+
+
+async def test_stand_in_change_events_without_ids_each_show_once(
+    clocked: BrowserContext, stand_in: StandIn
+) -> None:
+    stand_in.greeting = [stats_event(1, nodes=1)]
+    page = await clocked.new_page()
+    await page.goto(f"{stand_in.url}/graph/live/")
+    await until_live(page)
+    # Two change events after one stats share its lastEventId: both are shown all the same.
+    stand_in.send(stats_event(2, nodes=2), created_event(2, 11))
+    stand_in.send(created_event(2, 12), stats_event(3, nodes=3), created_event(3, 13))
+    for node_id in (11, 12, 13):
+        await page.locator(feed_entry("created", node_id)).wait_for()
+    # The very same event again (a replay) adds nothing.
+    stand_in.send(created_event(3, 13), stats_event(4, nodes=4), created_event(4, 14))
+    await page.locator(feed_entry("created", 14)).wait_for()
+    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 4
+    keys = await feed_keys(page)
+    assert len(keys) == len(set(keys))
+    await page.wait_for_function(shows_nodes(4))

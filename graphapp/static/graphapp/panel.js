@@ -2,7 +2,9 @@
  * per tier and type, a chart of the node count, a feed of node changes, and a
  * connection badge. Fed by GraphappStream (stream.js): one stream per browser.
  * Plain JS, no build step, nothing from another host. Every `stats` event
- * carries the whole snapshot; `change` events list node changes (or count them). */
+ * carries the whole snapshot; `change` events list node changes (or count them).
+ * When the server cannot confirm the numbers the badge says "stale" with the
+ * time they were last confirmed, and the numbers stay as they were. */
 (function () {
   "use strict";
 
@@ -10,11 +12,14 @@
   var TYPE_ORDER = ["FACT", "CONCEPT", "CODE", "DREAM", "ENTITY"];
   var FEED_MAX = 50; // entries kept
   var FEED_SCREEN = 20; // more in one event than fit on a screen: one summary line
+  var RECENT_CHANGES = 20; // change events remembered to show a repeated one once
   var CHART_MINUTES = 10;
   var CHART_TICK_MS = 5000;
   var STATE_TEXT = {
     connecting: "Connecting to the server",
     live: "Connected: the numbers are current",
+    stale: "Stale: the server cannot confirm these numbers against the database, so they may be " +
+      "out of date; it keeps trying and turns live again by itself",
     reconnecting: "Connection lost; reconnecting",
     offline: "Offline: the numbers may be out of date; still retrying",
     denied: "No access: signed out, or the permission was removed; reload the page to sign in",
@@ -34,6 +39,12 @@
   }
 
   function number(value) { return Number(value).toLocaleString(); }
+
+  /* A moment as a person reads it: the time, and the date too when not today. */
+  function moment(date) {
+    if (date.toDateString() === new Date().toDateString()) return date.toLocaleTimeString();
+    return date.toLocaleString();
+  }
 
   function keyClass(key) { return "graphapp-key-" + String(key).toLowerCase(); }
 
@@ -58,11 +69,12 @@
     this.baseline = null;
     this.snapshot = null;
     this.samples = []; // [time ms, nodes]
-    this.seen = {}; // change event ids already shown
-    this.seenOrder = [];
+    this.recent = []; // the latest change events' data, as received
+    this.batches = 0; // change events shown: feed entries' keys
     this.state = "connecting";
     this.everLive = false;
     this.lostAt = null;
+    this.disconnected = false; // since lostAt: the stream went, not only the confirmation
     this.adminUrl = root.dataset.adminUrl || "";
     this.find("opened").dateTime = new Date().toISOString();
     this.find("opened").textContent = new Date().toLocaleTimeString();
@@ -75,23 +87,47 @@
 
   Panel.prototype.receive = function (message) {
     if (message.transport) this.root.dataset.transport = message.transport;
-    if (message.type === "state") this.setState(message.state);
+    if (message.type === "state") this.setState(message.state, message.confirmedAt || null);
     else if (message.type === "stats") this.render(JSON.parse(message.data));
-    else if (message.type === "change") this.changed(message.id, JSON.parse(message.data));
+    else if (message.type === "change") this.changed(message.data);
   };
 
-  Panel.prototype.setState = function (state) {
+  Panel.prototype.setState = function (state, confirmedAt) {
     var badge = this.root.querySelector(".graphapp-state");
     if (state === "live" && this.lostAt !== null && this.everLive) {
-      this.note("Reconnected. Changes made while disconnected are in the numbers, not in this list.");
+      this.note(this.disconnected
+        ? "Reconnected. Changes made while disconnected are in the numbers, not in this list."
+        : "Confirmed again. Changes made while stale are in the numbers, perhaps not in this list.");
     }
-    if (state === "live") { this.everLive = true; this.lostAt = null; }
-    else if (state !== "connecting" && this.lostAt === null) this.lostAt = new Date();
+    if (state === "live") { this.everLive = true; this.lostAt = null; this.disconnected = false; }
+    else if (state !== "connecting") {
+      if (this.lostAt === null) this.lostAt = new Date();
+      if (state !== "stale") this.disconnected = true;
+    }
     this.state = state;
     badge.dataset.state = state;
-    badge.textContent = state;
+    badge.replaceChildren(state);
     badge.title = STATE_TEXT[state] || state;
+    if (state === "stale") this.confirmed(badge, confirmedAt);
     this.root.dataset.state = state;
+  };
+
+  /* The stale badge's second half: when the numbers were last confirmed. */
+  Panel.prototype.confirmed = function (badge, confirmedAt) {
+    var at = confirmedAt === null ? null : new Date(confirmedAt);
+    var part = el("span", "graphapp-state__confirmed");
+    if (at === null) {
+      part.textContent = "never confirmed";
+    } else if (Number.isNaN(at.getTime())) {
+      part.textContent = "last confirmed at an unknown time";
+    } else {
+      var time = el("time", "", moment(at));
+      time.dateTime = at.toISOString();
+      part.append("last confirmed ", time);
+      badge.title += ". Last confirmed " + at.toLocaleString() + ".";
+    }
+    part.dataset.confirmed = confirmedAt === null ? "never" : confirmedAt;
+    badge.append(" \u00b7 ", part);
   };
 
   Panel.prototype.render = function (snapshot) {
@@ -194,13 +230,14 @@
 
   /* -- the feed ----------------------------------------------------------- */
 
-  Panel.prototype.changed = function (id, data) {
+  Panel.prototype.changed = function (raw) {
     // The same event twice (a tab handed a stream over, a replay) is shown once.
-    var key = id || String(data.version);
-    if (this.seen[key]) return;
-    this.seen[key] = true;
-    this.seenOrder.push(key);
-    if (this.seenOrder.length > 500) delete this.seen[this.seenOrder.shift()];
+    // Change events carry no id of their own: the same event is the same data.
+    if (this.recent.indexOf(raw) >= 0) return;
+    this.recent.push(raw);
+    if (this.recent.length > RECENT_CHANGES) this.recent.shift();
+    var data = JSON.parse(raw);
+    var key = "change-" + (this.batches += 1);
     var at = new Date();
     var entries = [];
     var summary = Object.assign({}, data.summary);

@@ -6,8 +6,17 @@
  * stream each would starve the seventh). Loaded as a page script it defines
  * window.GraphappStream for browsers without SharedWorker.
  *
- * Messages to a subscriber: {type: "state", state}, {type: "stats", id, data},
- * {type: "change", id, data}; `data` as the server sent it (a JSON string).
+ * Messages to a subscriber: {type: "state", state, confirmedAt}, {type: "stats",
+ * id, data}, {type: "change", data}; `data` as the server sent it (a JSON
+ * string). `change` events carry no id: they belong to the `stats` before them.
+ *
+ * States: connecting, live, stale, reconnecting, offline, denied. "stale" is the
+ * server's word (`event: status`, {"state": "stale", "confirmed_at": ISO or
+ * null}): the stream is up, but its server cannot confirm the numbers against
+ * the database; `confirmedAt` is then the last moment it could (null: never).
+ * `{"state": "live"}` ends it. A stream that says nothing of its status is
+ * live, but a server that cannot confirm says so right after the first `stats`
+ * of a new stream, so that first `stats` waits a moment before it means live.
  *
  * An EventSource cannot see why a connection failed. After a failure the
  * connection asks `accessUrl` (the JSON stats, behind the same permission): a
@@ -20,6 +29,9 @@
   var FIRST_DELAY_MS = 500;
   var MAX_DELAY_MS = 30000;
   var OFFLINE_AFTER_FAILURES = 5;
+  // How long the first `stats` of a stream waits for a `status` that may follow
+  // it: long enough for the next event of the same write, short to a person.
+  var STATUS_GRACE_MS = 250;
 
   function Connection(url, emit, accessUrl) {
     this.url = url;
@@ -28,34 +40,65 @@
     this.failures = 0;
     this.source = null;
     this.timer = null;
+    this.grace = null;
     this.state = "connecting";
+    this.confirmedAt = null;
     this.closed = false;
     this.open();
   }
 
-  Connection.prototype.setState = function (state) {
-    if (state === this.state) return;
+  Connection.prototype.setState = function (state, confirmedAt) {
+    confirmedAt = state === "stale" ? confirmedAt || null : null;
+    clearTimeout(this.grace);
+    this.grace = null;
+    if (state === this.state && confirmedAt === this.confirmedAt) return;
     this.state = state;
-    this.emit({ type: "state", state: state });
+    this.confirmedAt = confirmedAt;
+    this.emit({ type: "state", state: state, confirmedAt: confirmedAt });
+  };
+
+  /* The stream's server is heard: live, unless it said otherwise. */
+  Connection.prototype.heard = function (told) {
+    var self = this;
+    if (told !== null || this.state === "live") return;
+    if (this.grace === null) {
+      this.grace = setTimeout(function () { self.setState("live"); }, STATUS_GRACE_MS);
+    }
   };
 
   Connection.prototype.open = function () {
     var self = this;
     clearTimeout(this.timer);
+    clearTimeout(this.grace);
     this.timer = null;
+    this.grace = null;
     if (this.source) this.source.close();
     var source = (this.source = new EventSource(this.url));
+    // What this stream's server said with `status`: null (nothing: live is
+    // implied), else the state it named. A new stream starts from nothing.
+    var told = null;
     source.addEventListener("stats", function (event) {
-      // Live only once the server has told the current truth on this connection.
+      // Live only once the server has told the current truth on this stream
+      // (and not said that it cannot confirm it): the numbers show either way.
       self.failures = 0;
-      self.setState("live");
       self.emit({ type: "stats", id: event.lastEventId, data: event.data });
+      self.heard(told);
+    });
+    source.addEventListener("status", function (event) {
+      var status = parseStatus(event.data);
+      if (!status) return;
+      self.failures = 0;
+      told = status.state;
+      self.setState(status.state, status.confirmedAt);
     });
     source.addEventListener("change", function (event) {
-      self.emit({ type: "change", id: event.lastEventId, data: event.data });
+      // No id: a change belongs to the stats before it (lastEventId is that one's).
+      self.emit({ type: "change", data: event.data });
     });
     source.addEventListener("error", function () {
       if (source !== self.source || self.closed) return;
+      clearTimeout(self.grace);
+      self.grace = null;
       // The browser's own retry has no back-off and stops for good on an error
       // status: close and retry ourselves.
       source.close();
@@ -101,18 +144,33 @@
   Connection.prototype.close = function () {
     this.closed = true;
     clearTimeout(this.timer);
+    clearTimeout(this.grace);
     if (this.source) this.source.close();
     this.source = null;
   };
+
+  /* `event: status` data as {state, confirmedAt}, or null for what this client
+   * does not know (a newer server's state, malformed JSON): then nothing changes. */
+  function parseStatus(data) {
+    var status;
+    try {
+      status = JSON.parse(data);
+    } catch (error) {
+      return null;
+    }
+    if (!status || (status.state !== "stale" && status.state !== "live")) return null;
+    var at = typeof status.confirmed_at === "string" ? status.confirmed_at : null;
+    return { state: status.state, confirmedAt: at };
+  }
 
   var isSharedWorker =
     typeof SharedWorkerGlobalScope !== "undefined" && scope instanceof SharedWorkerGlobalScope;
 
   if (isSharedWorker) {
-    var streams = {}; // url -> {connection, ports, state, stats}
+    var streams = {}; // url -> {connection, ports, status, stats}
 
     var broadcast = function (stream, message) {
-      if (message.type === "state") stream.state = message.state;
+      if (message.type === "state") stream.status = message;
       if (message.type === "stats") stream.stats = message;
       stream.ports.forEach(function (port) { port.postMessage(message); });
     };
@@ -120,21 +178,24 @@
     var subscribe = function (port, url, accessUrl) {
       var stream = streams[url];
       var ports = [];
-      if (stream && stream.state === "denied") {
+      if (stream && stream.status.state === "denied") {
         // A tab opened after signing in again: start over, for every tab.
         stream.connection.close();
         ports = stream.ports;
         stream = null;
       }
       if (!stream) {
-        stream = streams[url] = { ports: ports, state: "connecting", stats: null };
+        stream = streams[url] = {
+          ports: ports, status: { type: "state", state: "connecting", confirmedAt: null }, stats: null
+        };
         stream.connection = new Connection(
           url, function (message) { broadcast(stream, message); }, accessUrl
         );
       }
       if (stream.ports.indexOf(port) < 0) stream.ports.push(port);
-      // A new tab starts from the current truth: the state and the latest snapshot.
-      port.postMessage({ type: "state", state: stream.state, transport: "shared-worker" });
+      // A new tab starts from the current truth: the state (stale with its time
+      // included) and the latest snapshot.
+      port.postMessage(Object.assign({}, stream.status, { transport: "shared-worker" }));
       if (stream.stats) port.postMessage(stream.stats);
     };
 
