@@ -1,6 +1,6 @@
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +82,24 @@ class Servers:
         }
 
     def start(
-        self, count: int = 1, *, services_run: bool | None = None, **options: Any
+        self,
+        count: int = 1,
+        *,
+        services_run: bool | None = None,
+        each: Sequence[dict[str, Any]] = (),
+        **options: Any,
     ) -> list[LiveServer]:
-        """``count`` servers sharing one database and one layer (a cluster)."""
+        """``count`` servers sharing one database and one layer (a cluster);
+        ``each[i]``, if given, adds options of server i's own (``clock_shift``, say)."""
         shared = self.backing(services.enabled() if services_run is None else services_run)
         shared |= options
-        cluster = []
+        cluster: list[LiveServer] = []
         for index in range(count):
             workdir = self.workdir / f"server-{len(self.started)}"
             workdir.mkdir(parents=True)
             if index and "database_url" not in shared:
                 shared["database_url"] = f"sqlite:///{cluster[0].workdir / 'db.sqlite3'}"
-            server = LiveServer(workdir, **shared)
+            server = LiveServer(workdir, **shared, **(each[index] if index < len(each) else {}))
             self.started.append(server)
             server.start(setup=index == 0)
             cluster.append(server)

@@ -1,26 +1,17 @@
 """Channel layers with faults, for tests that need a broken broker."""
 
+import logging
+import os
 from typing import Any
 
-from channels.layers import BaseChannelLayer, InMemoryChannelLayer
+from channels.layers import BaseChannelLayer
+from channels_redis.core import RedisChannelLayer
+
+logger = logging.getLogger("graphapp.tests.layers")
 
 
 class LayerDownError(ConnectionError):
     """What the failing layer raises: a broker that cannot be reached."""
-
-
-class SendFailingChannelLayer(InMemoryChannelLayer):
-    """Receives normally, but every group_send fails as an unreachable broker would."""
-
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        raise LayerDownError("broker unreachable (test layer)")
-
-
-class SubscribeFailingChannelLayer(InMemoryChannelLayer):
-    """Every group_add fails: no stream can subscribe to the group."""
-
-    async def group_add(self, group: str, channel: str) -> None:
-        raise LayerDownError("broker unreachable (test layer)")
 
 
 def wrapped_view_check(user: Any) -> Any:
@@ -54,3 +45,26 @@ class UnreachableChannelLayer(BaseChannelLayer):
 
     async def receive(self, channel: str) -> dict[str, Any]:
         raise LayerDownError("broker unreachable (test layer)")
+
+
+class FaultyRedisChannelLayer(RedisChannelLayer):
+    """channels-redis' layer with two faults, set through the environment.
+
+    * While the file named by ``TEST_DROP_FLAG`` exists, every group message is
+      lost, as a broker dropping messages (or a publisher that crashed before
+      sending) would; each loss is logged, for the test to see the fault happened.
+    * ``TEST_REDIS_CAPACITY``: the channels' capacity (default channels-redis'
+      100), so that a member nobody reads is over capacity after a few messages.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if os.environ.get("TEST_REDIS_CAPACITY"):
+            kwargs["capacity"] = int(os.environ["TEST_REDIS_CAPACITY"])
+        super().__init__(*args, **kwargs)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        flag = os.environ.get("TEST_DROP_FLAG", "")
+        if flag and os.path.exists(flag):  # noqa: ASYNC240 - one stat(), in a test
+            logger.warning("test layer: dropped a message to group %s", group)
+            return
+        await super().group_send(group, message)

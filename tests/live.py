@@ -38,6 +38,7 @@ class LiveServer:
     redis_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     server: str = "daphne"  # or "uvicorn"
+    clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -81,10 +82,13 @@ class LiveServer:
         self.port = listener.getsockname()[1]
         with open(self.log_path, "ab") as log:
             options = ["--lifespan", "off"] if self.server == "uvicorn" else []
+            # The clock moved inside the process only (see tests/shifted_clock.py).
+            shift = ["tests.shifted_clock", str(self.clock_shift)] if self.clock_shift else []
             self.process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
+                    *shift,
                     self.server,
                     "--fd",
                     str(listener.fileno()),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -118,5 +119,33 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.resume()  # a stopped process would never act on the SIGTERM
             self.process.terminate()
             self.process.wait(10)
+
+    def _signal(self, number: signal.Signals) -> None:
+        assert self.process is not None, "redis-server never started"
+        assert self.process.poll() is None, "redis-server not running"
+        self.process.send_signal(number)
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open and nothing answers,
+        as with a hung host."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused broker go on (SIGCONT); what it held is still there."""
+        self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """End the broker at once (SIGKILL): connections reset, nothing saved."""
+        self._signal(signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(10)
+
+    def restart_empty(self) -> None:
+        """A new redis-server on the same port, holding nothing (no groups, no
+        messages): what a broker restarted without persistence gives."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+        self.start()
