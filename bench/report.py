@@ -404,13 +404,19 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             f"{writes['saves']:,} `Node.save()` calls, autocommit, SQLite (WAL), "
             f"{len(writes['seconds']['connected'])} alternating runs each.",
             "",
-            "| receivers | µs per save | statistics computations per run |",
+            "| graphapp | µs per save | statistics computations per run |",
             "| --- | --- | --- |",
-            f"| connected | {fmt(per_save('connected'), 1)} "
+            f"| receivers and version triggers | {fmt(per_save('connected'), 1)} "
             f"| {fmt(spread(writes['computations_per_run']))} |",
-            f"| disconnected | {fmt(per_save('disconnected'), 1)} | {DASH} |",
+            f"| version triggers only | {fmt(per_save('disconnected'), 1)} | {DASH} |",
+            *(
+                [f"| neither | {fmt(per_save('bare'), 1)} | {DASH} |"]
+                if "bare" in writes["seconds"]
+                else []
+            ),
             "",
-            f"Overhead: {s['overhead_pct']:+.1f}% (medians); per pair of runs "
+            f"Overhead, all of graphapp against neither: {s['overhead_pct']:+.1f}% (medians; "
+            f"the version triggers alone {s.get('triggers_pct', 0.0):+.1f}%); per set of runs "
             f"{fmt(spread(writes['overhead_pct_runs']), 1, '%')}.",
             "",
         ]

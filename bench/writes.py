@@ -1,14 +1,22 @@
-"""Scenario 5: the cost graphapp's receivers add to ``Node.save()``.
+"""Scenario 5: the cost graphapp adds to ``Node.save()``.
 
 Run as ``python -m bench.writes SAVES RUNS`` with the benchmark site's
-environment; prints JSON. Runs alternate between graphapp's receivers connected
-(each save registers its on_commit hook, which wakes the publisher thread; that
-thread computes the statistics at most once per window, alongside the saves) and
-disconnected. Each save is its own transaction (autocommit), the worst case.
+environment; prints JSON. Runs alternate between three set-ups:
+
+* ``connected``: all of graphapp: the receivers (each save registers its
+  on_commit hook, which wakes the publisher thread; that thread computes the
+  statistics at most once per window, alongside the saves) and the triggers
+  that raise the graph's version (graphapp.versions);
+* ``disconnected``: the triggers only;
+* ``bare``: neither (the node table's version triggers dropped for the run).
+
+The overhead is ``connected`` against ``bare``: everything graphapp adds. Each
+save is its own transaction (autocommit), the worst case.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import statistics
 import sys
@@ -27,6 +35,25 @@ def timed_saves(count: int) -> float:
     return time.perf_counter() - started
 
 
+def _version_triggers(create: bool) -> None:
+    """Create or drop the node table's version triggers (migration 0005's own SQL)."""
+    from django.db import connection
+
+    migration = importlib.import_module("graphapp.migrations.0005_graph_version")
+    statements = {
+        "sqlite": (migration.SQLITE, migration.SQLITE_BACKWARD),
+        "postgresql": (migration.POSTGRESQL, migration.POSTGRESQL_BACKWARD),
+    }[connection.vendor]
+    chosen = [
+        sql
+        for sql in statements[0 if create else 1]
+        if "graphapp_version_node" in sql and "TRIGGER" in sql
+    ]
+    with connection.cursor() as cursor:
+        for sql in chosen:
+            cursor.execute(sql)
+
+
 def main() -> None:
     django.setup()
     from django.db.models.signals import post_save
@@ -43,7 +70,7 @@ def main() -> None:
             post_save.disconnect(sender=model, dispatch_uid=f"graphapp.save.{model.__name__}")
 
     timed_saves(min(count, 500))  # warm-up: imports, statements, the file's pages
-    seconds: dict[str, list[float]] = {"connected": [], "disconnected": []}
+    seconds: dict[str, list[float]] = {"connected": [], "disconnected": [], "bare": []}
     snapshots: list[int] = []
     for _ in range(runs):
         signals.connect()
@@ -53,8 +80,12 @@ def main() -> None:
         snapshots.append(publisher.snapshots - before)
         disconnect()
         seconds["disconnected"].append(timed_saves(count))
+        _version_triggers(create=False)
+        seconds["bare"].append(timed_saves(count))
+        _version_triggers(create=True)
     connected = statistics.median(seconds["connected"])
     disconnected = statistics.median(seconds["disconnected"])
+    bare = statistics.median(seconds["bare"])
     result: dict[str, Any] = {
         "saves": count,
         "seconds": seconds,
@@ -62,12 +93,13 @@ def main() -> None:
         "summary": {
             "connected_us_per_save": 1e6 * connected / count,
             "disconnected_us_per_save": 1e6 * disconnected / count,
-            "overhead_pct": 100 * (connected / disconnected - 1),
+            "bare_us_per_save": 1e6 * bare / count,
+            "overhead_pct": 100 * (connected / bare - 1),
+            "triggers_pct": 100 * (disconnected / bare - 1),
         },
-        # Overhead of each pair of runs, for the spread.
+        # Overhead of each set of runs, for the spread.
         "overhead_pct_runs": [
-            100 * (c / d - 1)
-            for c, d in zip(seconds["connected"], seconds["disconnected"], strict=True)
+            100 * (c / b - 1) for c, b in zip(seconds["connected"], seconds["bare"], strict=True)
         ],
     }
     print(json.dumps(result))

@@ -85,6 +85,13 @@ class Publisher:
         if not self._wake.is_set():
             self._wake.set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every request made so far is served, whether or not its
+        publication reached the transport; False on time-out."""
+        with self._cond:
+            target = self._requested
+            return self._cond.wait_for(lambda: self._completed >= target, timeout)
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every request made so far is served; whether the
         publication that served them reached the transport (False on time-out,
@@ -127,7 +134,7 @@ class Publisher:
         self._thread.start()
         if first:
             # A shell or a script that saves and exits still publishes its last change.
-            atexit.register(self.flush, 5.0)
+            atexit.register(self.wait, 5.0)
 
     def _run(self) -> None:
         senders = transport.Transports()

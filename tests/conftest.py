@@ -52,7 +52,7 @@ def published() -> Iterator[list[dict[str, Any]]]:
     """Snapshots this process publishes during the test (after earlier ones are done)."""
     from graphapp.publish import graph_stats_published, publisher
 
-    assert publisher.flush(10), "an earlier publication did not finish"
+    assert publisher.wait(10), "an earlier publication did not finish"
     snapshots: list[dict[str, Any]] = []
 
     def receive(snapshot: dict[str, Any], **kwargs: object) -> None:

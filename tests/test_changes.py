@@ -88,7 +88,7 @@ def test_batch_decode_rejects_malformed_data(data: str) -> None:
 @pytest.fixture
 def changes() -> Iterator[list[dict[str, Any]]]:
     """The change data this process publishes during the test."""
-    assert publisher.flush(10), "an earlier publication did not finish"
+    assert publisher.wait(10), "an earlier publication did not finish"
     seen: list[dict[str, Any]] = []
 
     def receive(changes: dict[str, Any], **kwargs: object) -> None:

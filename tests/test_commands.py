@@ -34,7 +34,7 @@ def run(*args: str) -> str:
 
 def settle(published: list[dict]) -> None:
     """Wait for the publications of the test's own set-up and forget them."""
-    assert publisher.flush(10.0)
+    assert publisher.wait(10.0)
     published.clear()
 
 
