@@ -23,6 +23,10 @@ WARM_THRESHOLD: Final = 0.4
 MOMENTUM_FLOOR: Final = 0.01
 DECAY_PER_HOUR: Final = 0.05
 ACTIVATION_BOOST: Final = 0.3
+# The most hours one explicit decay applies: 20 already take every momentum to
+# the floor, and each node's decay clock moves forward by as many (1e12 hours
+# would move it past the year 9999, where Python's datetime ends).
+MAX_DECAY_HOURS: Final = 24 * 365
 MAX_CONTENT_LENGTH: Final = 20_000
 # An edge's weight is the strength of its connection, as CodeDreamer gives it
 # (0.5 same_cycle, 0.8 same_file, a 0-1 similarity for semantic edges, 1.0 by

@@ -15,17 +15,21 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.db import DataError, IntegrityError, connection, transaction
 from django.test import Client
 
-from graphapp import ledger, strictjson
+from graphapp import api, ledger, strictjson
+from graphapp.interchange import ImportFileError, import_graph
 from graphapp.models import Edge, Node
 from graphapp.stats import compute_stats
+from tests.factories import T0, node_at
 from tests.test_ledger import assert_ledger_matches_the_edges, direct, kept
 
 pytestmark = pytest.mark.django_db
@@ -311,3 +315,158 @@ def test_the_migration_clamps_poison_rows_and_rebuilds_the_ledger() -> None:
     assert_valid(dict(compute_stats()))
     Edge.objects.filter(source=sources[0]).delete()  # and the triggers follow
     assert_ledger_matches_the_edges()
+
+
+# -- Every entrance refuses poison, with the field named and nothing saved ----------
+
+BAD_WEIGHTS = [NAN, INF, -INF, 1e308, -1e308, -0.5, 1.000001, -5e-324]
+BAD_MOMENTA = [NAN, INF, -INF, 1e308, -1e308, -0.5, 1.5]
+
+
+@pytest.mark.parametrize("value", BAD_WEIGHTS, ids=repr)
+def test_model_validation_names_a_poison_weight(value: float) -> None:
+    a, b = node(), node()
+    with pytest.raises(ValidationError) as refused:
+        Edge(source=a, target=b, weight=value).full_clean()
+    assert set(refused.value.message_dict) == {"weight"}
+
+
+@pytest.mark.parametrize("value", BAD_MOMENTA, ids=repr)
+def test_model_validation_names_a_poison_momentum(value: float) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Node(content="n", node_type="FACT", momentum=value).full_clean()
+    assert set(refused.value.message_dict) == {"momentum"}
+
+
+def test_nan_is_refused_as_not_finite() -> None:
+    # MinValueValidator and MaxValueValidator alone let NaN through.
+    with pytest.raises(ValidationError, match="finite"):
+        Node(content="n", node_type="FACT", momentum=NAN).full_clean()
+
+
+@pytest.mark.parametrize("value", [0.0, 5e-324, 0.5, 1.0], ids=repr)
+def test_every_weight_within_the_bounds_is_kept_exactly(value: float) -> None:
+    a, b = node(), node()
+    api.connect(a, b, weight=value)
+    assert Edge.objects.get().weight == value
+
+
+@pytest.mark.parametrize("value", BAD_WEIGHTS, ids=repr)
+def test_api_connect_refuses_a_poison_weight_and_saves_nothing(value: float) -> None:
+    a, b, c = node(), node(), node()
+    api.connect(a, b, weight=0.5)
+    for source, target in ((a, b), (b, c)):  # an update, and a new edge
+        with pytest.raises(ValidationError) as refused:
+            api.connect(source, target, weight=value)
+        assert set(refused.value.message_dict) == {"weight"}
+    assert list(Edge.objects.values_list("source", "target", "weight")) == [(a.pk, b.pk, 0.5)]
+
+
+@pytest.mark.parametrize("value", BAD_MOMENTA, ids=repr)
+def test_api_add_node_refuses_a_poison_momentum_and_saves_nothing(value: float) -> None:
+    with pytest.raises(ValidationError) as refused:
+        api.add_node("a fact", "FACT", momentum=value)
+    assert set(refused.value.message_dict) == {"momentum"}
+    assert not Node.objects.exists()
+
+
+@pytest.mark.parametrize("hours", [NAN, INF, -INF, -1.0, 1e12, 24 * 365 + 1], ids=repr)
+def test_api_decay_refuses_hours_it_cannot_apply_and_changes_nothing(hours: float) -> None:
+    kept_node = node_at(0.9)
+    with pytest.raises(ValueError, match="hours must be a finite number from 0 to 8760"):
+        api.decay(hours=hours)
+    kept_node.refresh_from_db()
+    assert (kept_node.momentum, kept_node.decayed_at) == (0.9, T0)
+
+
+def test_api_decay_takes_a_year_of_hours() -> None:
+    node(momentum=0.9)
+    assert api.decay(hours=24 * 365) == 1
+    assert Node.objects.get().momentum == 0.01
+
+
+@pytest.fixture
+def admin_client_() -> Client:
+    user = User.objects.create_superuser("boss", password="x")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("text", ["1e308", "-1e308", "inf", "nan", "-0.5", "1.5", "1e400"])
+def test_the_admin_refuses_a_poison_weight_and_saves_nothing(
+    admin_client_: Client, text: str
+) -> None:
+    a, b = node(), node()
+    answer = admin_client_.post(
+        "/admin/graphapp/edge/add/",
+        {"source": a.pk, "target": b.pk, "relation": "relates_to", "weight": text},
+    )
+    assert answer.status_code == 200  # the form again, with its errors
+    assert set(answer.context["adminform"].form.errors) == {"weight"}
+    assert not Edge.objects.exists()
+
+
+def test_the_admin_number_inputs_carry_the_bounds(admin_client_: Client) -> None:
+    edge_form = admin_client_.get("/admin/graphapp/edge/add/").content.decode()
+    assert 'name="weight" value="1.0" min="0.0" max="1.0" step="any"' in edge_form
+    node_form = admin_client_.get("/admin/graphapp/node/add/").content.decode()
+    assert 'name="momentum" value="1.0" min="0.0" max="1.0" step="any"' in node_form
+    # The edge inlines of a node's page too.
+    a = node()
+    page = admin_client_.get(f"/admin/graphapp/node/{a.pk}/change/").content.decode()
+    assert 'name="outgoing-__prefix__-weight" value="1.0" min="0.0" max="1.0" step="any"' in page
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "1e308", "-0.5", "1.5"])
+def test_the_admin_refuses_a_poison_momentum_and_saves_nothing(
+    admin_client_: Client, text: str
+) -> None:
+    inlines = {
+        f"{prefix}-{key}": value
+        for prefix in ("outgoing", "incoming")
+        for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+    }
+    answer = admin_client_.post(
+        "/admin/graphapp/node/add/",
+        {"content": "x", "node_type": "FACT", "momentum": text, "metadata": "{}", **inlines},
+    )
+    assert answer.status_code == 200
+    assert set(answer.context["adminform"].form.errors) == {"momentum"}
+    assert not Node.objects.exists()
+
+
+def graph_file(weight: object = 0.5, momentum: object = 0.5) -> dict[str, Any]:
+    record = {"content": "c", "node_type": "FACT", "momentum": momentum, "metadata": {}}
+    return {
+        "nodes": [{"id": key, **record, "created_at": 0, "last_accessed": 0} for key in ("a", "b")],
+        "edges": [
+            {"source_id": "a", "target_id": "b", "relation": "x", "weight": weight, "created_at": 0}
+        ],
+    }
+
+
+@pytest.mark.parametrize("value", [*BAD_WEIGHTS, 10**400], ids=repr)
+def test_import_refuses_a_poison_weight_and_imports_nothing(value: float) -> None:
+    with pytest.raises(ImportFileError, match=r"^edges\[0\]\.weight: ") as refused:
+        import_graph(graph_file(weight=value))
+    assert refused.value.where == "edges[0].weight"
+    assert not Node.objects.exists()
+
+
+@pytest.mark.parametrize("value", [*BAD_MOMENTA, 10**400], ids=repr)
+def test_import_refuses_a_poison_momentum_and_imports_nothing(value: float) -> None:
+    with pytest.raises(ImportFileError, match=r"^nodes\[0\]\.momentum: "):
+        import_graph(graph_file(momentum=value))
+    assert not Node.objects.exists()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e308", "-1e308", "1.5"])
+def test_graph_import_refuses_a_poison_weight_in_a_file(tmp_path: Path, literal: str) -> None:
+    # As CodeDreamer's Python writes the file: NaN and Infinity as bare literals.
+    text = json.dumps(graph_file(weight="WEIGHT")).replace('"WEIGHT"', literal)
+    path = tmp_path / "graph.json"
+    path.write_text(text)
+    with pytest.raises(CommandError, match=r"edges\[0\]\.weight: .*nothing was imported"):
+        call_command("graph_import", str(path))
+    assert not Node.objects.exists()
