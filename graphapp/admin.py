@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Field,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.timesince import timesince
 
 from graphapp import operations
+from graphapp.forms import number_bounds
 from graphapp.models import Edge, Node, NodeType, Tier, tier_q
 
 # Django's admin classes are generic only in django-stubs, not at run time.
@@ -23,6 +32,7 @@ if TYPE_CHECKING:
     NodeAdminBase = admin.ModelAdmin[Node]
     EdgeAdminBase = admin.ModelAdmin[Edge]
     EdgeInlineBase = admin.TabularInline[Edge, Node]
+    FormFieldOverrides = Mapping[type[Field[Any, Any]], Mapping[str, Any]]
 else:
     NodeAdminBase = EdgeAdminBase = admin.ModelAdmin
     EdgeInlineBase = admin.TabularInline
@@ -30,6 +40,12 @@ else:
 
 
 LIVE_FILTER_TEMPLATE = "graphapp/admin/live_filter.html"
+
+# Each model has one float field: its form field gets the model's bounds.
+WEIGHT_FORM_FIELD: FormFieldOverrides = {FloatField: number_bounds(Edge._meta.get_field("weight"))}
+MOMENTUM_FORM_FIELD: FormFieldOverrides = {
+    FloatField: number_bounds(Node._meta.get_field("momentum"))
+}
 
 
 def _with_live_keys(
@@ -69,6 +85,7 @@ class NodeTypeFilter(admin.ChoicesFieldListFilter):
 
 
 class OutgoingEdgeInline(EdgeInlineBase):
+    formfield_overrides = WEIGHT_FORM_FIELD
     model = Edge
     fk_name = "source"
     verbose_name = "outgoing edge"
@@ -79,6 +96,7 @@ class OutgoingEdgeInline(EdgeInlineBase):
 
 
 class IncomingEdgeInline(EdgeInlineBase):
+    formfield_overrides = WEIGHT_FORM_FIELD
     model = Edge
     fk_name = "target"
     verbose_name = "incoming edge"
@@ -95,6 +113,7 @@ def _count(direction: str) -> Subquery:
 
 @admin.register(Node)
 class NodeAdmin(NodeAdminBase):
+    formfield_overrides = MOMENTUM_FORM_FIELD
     change_list_template = "graphapp/admin/node_change_list.html"
     list_display = ("excerpt", "node_type", "tier", "momentum", "age", "degree")
     list_filter = (("node_type", NodeTypeFilter), TierFilter)
@@ -144,6 +163,7 @@ class NodeAdmin(NodeAdminBase):
 
 @admin.register(Edge)
 class EdgeAdmin(EdgeAdminBase):
+    formfield_overrides = WEIGHT_FORM_FIELD
     list_display = ("id", "source", "relation", "target", "weight", "created_at")
     list_filter = ("relation",)
     search_fields = ("source__content", "target__content", "relation")

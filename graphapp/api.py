@@ -49,7 +49,8 @@ def add_node(
     momentum: float = 1.0,
     metadata: dict[str, Any] | None = None,
 ) -> Node:
-    """Validate and save a node; raises ``django.core.exceptions.ValidationError``."""
+    """Validate and save a node; raises ``django.core.exceptions.ValidationError``
+    (a ``momentum`` that is not a finite number from 0 to 1 included)."""
     node = Node(
         content=content,
         node_type=node_type,
@@ -64,7 +65,10 @@ def add_node(
 def connect(
     source: Node, target: Node, *, relation: str = "relates_to", weight: float = 1.0
 ) -> Edge:
-    """The edge from ``source`` to ``target``, created or updated (one per pair)."""
+    """The edge from ``source`` to ``target``, created or updated (one per pair).
+
+    ``weight`` must be a finite number from 0 to 1; raises
+    ``django.core.exceptions.ValidationError`` (nothing is saved)."""
     with transaction.atomic():
         edge = Edge.objects.select_for_update().filter(source=source, target=target).first()
         if edge is None:
@@ -89,7 +93,9 @@ def activate(nodes: Node | Iterable[Node] | QuerySet[Node]) -> int:
 
 
 def decay(*, hours: float | None = None) -> int:
-    """Decay every node (see :func:`graphapp.operations.decay`); returns how many."""
+    """Decay every node (see :func:`graphapp.operations.decay`); returns how many.
+
+    ``hours`` must be a finite number from 0 to a year's (8760); raises ValueError."""
     return operations.decay(hours=hours)
 
 

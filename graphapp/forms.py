@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from django.http import QueryDict
 
 from graphapp import strictjson
@@ -25,6 +27,19 @@ JSON_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", dict: "a
 MAX_BATCH = 1000
 MAX_METADATA_DEPTH = strictjson.MAX_DEPTH
 GIVEN_TWICE = "Given more than once."
+
+
+def number_bounds(field: models.Field[Any, Any]) -> dict[str, Any]:
+    """``min_value`` and ``max_value`` for the form field of a model's number
+    ``field``, from its validators: the browser's number input then refuses what
+    the model would (``step="any"`` keeps every value in between)."""
+    bounds: dict[str, Any] = {}
+    for validator in field.validators:
+        if isinstance(validator, MinValueValidator):
+            bounds["min_value"] = validator.limit_value
+        elif isinstance(validator, MaxValueValidator):
+            bounds["max_value"] = validator.limit_value
+    return bounds
 
 
 class PayloadError(ValueError):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Collection, Iterable
 from typing import Any, ClassVar, Final
 
+from django.core.exceptions import ValidationError
 from django.core.validators import (
     MaxLengthValidator,
     MaxValueValidator,
@@ -21,7 +23,20 @@ WARM_THRESHOLD: Final = 0.4
 MOMENTUM_FLOOR: Final = 0.01
 DECAY_PER_HOUR: Final = 0.05
 ACTIVATION_BOOST: Final = 0.3
+# The most hours one explicit decay applies: 20 already take every momentum to
+# the floor, and each node's decay clock moves forward by as many (1e12 hours
+# would move it past the year 9999, where Python's datetime ends).
+MAX_DECAY_HOURS: Final = 24 * 365
 MAX_CONTENT_LENGTH: Final = 20_000
+# An edge's weight is the strength of its connection, as CodeDreamer gives it
+# (0.5 same_cycle, 0.8 same_file, a 0-1 similarity for semantic edges, 1.0 by
+# default): in the entanglement's (1 + mean weight) it at most doubles a node's
+# share of the degrees. Within these bounds no sum the statistics take can
+# overflow (a node's outgoing weights add up to at most its outgoing edges),
+# and no weight makes an entanglement negative. The edge table's CHECK
+# constraint (migration 0006) and graphapp.ledger's SQL use the same bounds.
+WEIGHT_MIN: Final = 0.0
+WEIGHT_MAX: Final = 1.0
 
 
 class NodeType(models.TextChoices):
@@ -58,6 +73,15 @@ def tier_q(tier: str) -> Q:
     raise ValueError(f"unknown tier {tier!r}")
 
 
+def validate_finite(value: float) -> None:
+    """Refuse NaN and the infinities. MinValueValidator and MaxValueValidator let
+    NaN through: it compares false with every number."""
+    if not math.isfinite(value):
+        raise ValidationError(
+            "Enter a finite number, not %(value)s.", code="finite", params={"value": value}
+        )
+
+
 def _empty_metadata() -> dict[str, Any]:
     return {}
 
@@ -66,7 +90,8 @@ class Node(models.Model):
     content = models.TextField(validators=[MaxLengthValidator(MAX_CONTENT_LENGTH)])
     node_type = models.CharField(max_length=16, choices=NodeType.choices)
     momentum = models.FloatField(
-        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+        default=1.0,
+        validators=[validate_finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
     )
     created_at = models.DateTimeField(default=timezone.now)
     last_accessed = models.DateTimeField(default=timezone.now)
@@ -151,13 +176,26 @@ class Edge(models.Model):
         help_text="e.g. relates_to, same_file, same_cycle, semantic, implements, improves, "
         "depends_on",
     )
-    weight = models.FloatField(default=1.0)
+    weight = models.FloatField(
+        default=1.0,
+        validators=[
+            validate_finite,
+            MinValueValidator(WEIGHT_MIN),
+            MaxValueValidator(WEIGHT_MAX),
+        ],
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering: ClassVar = ["id"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["source", "target"], name="graphapp_edge_one_per_pair"),
+            # PostgreSQL orders NaN above every number, so it fails "<=";
+            # SQLite stores NaN as NULL, which the column refuses.
+            models.CheckConstraint(
+                condition=Q(weight__gte=WEIGHT_MIN) & Q(weight__lte=WEIGHT_MAX),
+                name="graphapp_edge_weight_0_1",
+            ),
         ]
         indexes: ClassVar = [
             # Covers the statistics' outgoing aggregate (an index-only scan in

@@ -15,7 +15,14 @@ from django.db.models import Expression, F, FloatField, Func, Q, QuerySet, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
-from graphapp.models import ACTIVATION_BOOST, DECAY_PER_HOUR, MOMENTUM_FLOOR, Edge, Node
+from graphapp.models import (
+    ACTIVATION_BOOST,
+    DECAY_PER_HOUR,
+    MAX_DECAY_HOURS,
+    MOMENTUM_FLOOR,
+    Edge,
+    Node,
+)
 from graphapp.signals import publish_on_commit
 
 # Ids per DELETE: well under SQLite's 32,766 bound variables.
@@ -79,12 +86,15 @@ def decay(
     Without ``hours``, each node decays for the time since its ``decayed_at`` and
     its clock moves to ``now``. With ``hours``, each node decays by exactly that
     many hours and its clock moves forward by as much, so those hours are not
-    counted again later. Either way no hour is ever counted twice.
+    counted again later. Either way no hour is ever counted twice. ``hours``
+    beyond ``MAX_DECAY_HOURS`` (a year), negative or not finite raise ValueError.
     """
     nodes = Node.objects.all() if nodes is None else nodes
     if hours is not None:
-        if hours < 0:
-            raise ValueError("hours must be >= 0")
+        if not 0 <= hours <= MAX_DECAY_HOURS:  # NaN fails both comparisons
+            raise ValueError(
+                f"hours must be a finite number from 0 to {MAX_DECAY_HOURS}, not {hours!r}"
+            )
         changes: dict[str, Any] = {
             "momentum": _decayed(Value(float(hours))),
             "decayed_at": F("decayed_at") + Value(datetime.timedelta(hours=hours)),

@@ -10,10 +10,11 @@ touches a row.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Q
 
@@ -81,13 +82,19 @@ def _compile_node_counts(using: str) -> dict[str, int]:
 # index it reads alone (covering (source_id, weight), and target_id), then the
 # at most 2N per-node rows are grouped once more: on SQLite 150 ms at 100k nodes
 # and 300k edges, where grouping every edge end took 200.
+#
+# As in the ledger, whatever the rows hold the sums stay finite: each weight
+# counts clamped to [0, 1] (NaN, which PostgreSQL orders above every number,
+# as 1), and degree / (N - 1) * ((o + w) / o) never divides a tiny w.
 _ENTANGLEMENT_SQL = """
 SELECT COALESCE(SUM(o), 0),
        COALESCE(SUM(CASE WHEN x > 1.0 THEN 1.0 ELSE x END), 0.0) FROM (
     SELECT SUM(o) AS o, CAST(SUM(d) AS DOUBLE PRECISION) / %s
-           * (1.0 + COALESCE(SUM(w) / NULLIF(SUM(o), 0), 0.0)) AS x
+           * COALESCE(CAST(SUM(o) + SUM(w) AS DOUBLE PRECISION) / NULLIF(SUM(o), 0), 1.0) AS x
     FROM (
-        SELECT {source} AS n, COUNT(*) AS d, COUNT(*) AS o, SUM({weight}) AS w
+        SELECT {source} AS n, COUNT(*) AS d, COUNT(*) AS o,
+               SUM(CASE WHEN {weight} >= 1.0 THEN 1.0 WHEN {weight} > 0.0 THEN {weight}
+                        ELSE 0.0 END) AS w
         FROM {edge} GROUP BY {source}
         UNION ALL
         SELECT {target}, COUNT(*), 0, 0.0 FROM {edge} GROUP BY {target}
@@ -167,6 +174,14 @@ def _compute_stats() -> Stats:
     average: float | None = None
     if config["ENTANGLEMENT"]:
         edges, entanglement = edges_and_entanglement(nodes)
+        if not math.isfinite(entanglement):
+            # The last guard (the SQL clamps every value it sums): a snapshot
+            # must be valid JSON, which has no NaN nor Infinity.
+            raise DataError(
+                f"graphapp: the entanglement sum came out as {entanglement}, not a finite "
+                "number; edges or the degree ledger hold values past their bounds "
+                "(manage.py graph_stats --rebuild recomputes the ledger)"
+            )
         average = round(entanglement / nodes, 3) if nodes > 1 else 0.0
     elif config["EDGES"]:
         edges = Edge.objects.count()

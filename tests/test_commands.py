@@ -140,7 +140,7 @@ def test_graph_decay_without_hours_uses_the_elapsed_time(published):
     assert len(published) == 1
 
 
-@pytest.mark.parametrize("hours", ["-1", "-0.5", "inf", "nan", "soon"])
+@pytest.mark.parametrize("hours", ["-1", "-0.5", "inf", "nan", "soon", "1e12", "8761"])
 def test_graph_decay_bad_hours_raise_and_change_nothing(published, hours):
     n = node(0.9)
     settle(published)

@@ -96,6 +96,8 @@ contents = st.one_of(
 )
 node_types = st.sampled_from(NodeType.values)
 momenta = st.one_of(st.floats(0.0, 1.0), st.sampled_from([0, 1, 0.4, 0.8, 0.7999, 5e-324]))
+# Edge weights: the same range (graphapp.models.WEIGHT_MIN, WEIGHT_MAX).
+weights = momenta
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
 json_scalars = st.one_of(
     st.none(),
@@ -712,7 +714,7 @@ def graph_files(draw: st.DrawFn, max_nodes: int = 6) -> dict[str, Any]:
             "source_id": source,
             "target_id": target,
             "relation": draw(relations),
-            "weight": draw(finite_floats),
+            "weight": draw(weights),
             "created_at": draw(unix_times),
         }
         for source, target in draw(st.lists(pairs, unique=True, max_size=max_edges))
@@ -871,7 +873,9 @@ BAD_EDGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
         st.none(),
         st.booleans(),
         storable_text,
-        st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+        st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e308, -1e308, -5e-324]),
+        finite_floats.filter(lambda x: not 0 <= x <= 1),
+        st.integers(-(10**30), 10**30).filter(lambda x: not 0 <= x <= 1),
     ),
     "created_at": st.one_of(st.none(), storable_text, st.just(float("nan"))),
 }

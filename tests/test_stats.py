@@ -119,14 +119,14 @@ def test_compute_stats_degree_counts_both_directions():
 
 
 def test_compute_stats_caps_each_node_at_one():
-    # N = 3, N - 1 = 2. Edges: a -> b (3.0), a -> c (1.0).
-    #   a: degree 2, w = (3.0 + 1.0) / 2 = 2.0 -> 2/2 * 3.0 = 3.0, capped to 1
-    #   b: degree 1, w = 0                     -> 1/2 * 1.0 = 0.5
-    #   c: degree 1, w = 0                     -> 1/2 * 1.0 = 0.5
-    # mean = (1 + 0.5 + 0.5) / 3 = 0.6667 -> 0.667  (uncapped: 4/3 = 1.333)
+    # N = 3, N - 1 = 2. Edges: a -> b (1.0), a -> c (0.5).
+    #   a: degree 2, w = (1.0 + 0.5) / 2 = 0.75 -> 2/2 * 1.75 = 1.75, capped to 1
+    #   b: degree 1, w = 0                      -> 1/2 * 1.0 = 0.5
+    #   c: degree 1, w = 0                      -> 1/2 * 1.0 = 0.5
+    # mean = (1 + 0.5 + 0.5) / 3 = 0.6667 -> 0.667  (uncapped: 2.75/3 = 0.917)
     a, b, c = node(), node(), node()
-    edge(a, b, weight=3.0)
-    edge(a, c, weight=1.0)
+    edge(a, b, weight=1.0)
+    edge(a, c, weight=0.5)
 
     stats = compute_stats()
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from graphapp import operations
 from graphapp.management.commands._publishing import wait_for_publication
+from graphapp.models import MAX_DECAY_HOURS
 
 
 class Command(BaseCommand):
@@ -20,12 +21,14 @@ class Command(BaseCommand):
             "--hours",
             type=float,
             default=None,
-            help="hours of decay to apply (>= 0); default: the time elapsed",
+            help=f"hours of decay to apply (0 to {MAX_DECAY_HOURS}); default: the time elapsed",
         )
 
     def handle(self, *args: Any, hours: float | None, **options: Any) -> None:
-        if hours is not None and not 0 <= hours < float("inf"):
-            raise CommandError(f"--hours must be a finite number >= 0, not {hours}.")
+        if hours is not None and not 0 <= hours <= MAX_DECAY_HOURS:  # NaN fails both
+            raise CommandError(
+                f"--hours must be a finite number from 0 to {MAX_DECAY_HOURS}, not {hours}."
+            )
         count = operations.decay(hours=hours)
         wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Decayed {count} nodes."))
