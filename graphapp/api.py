@@ -24,9 +24,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from graphapp import operations
+from graphapp import operations, snapshots
 from graphapp.models import Edge, Node
-from graphapp.publish import graph_stats_published, publish_now, publisher
+from graphapp.publish import graph_stats_published, publish_now
 from graphapp.signals import publish_on_commit
 from graphapp.types import Snapshot
 
@@ -108,7 +108,7 @@ def prune(below: float) -> int:
 
 def snapshot() -> Snapshot:
     """The current statistics, computed now (nothing is published)."""
-    return publisher.snapshot()
+    return snapshots.take()
 
 
 def publish(*, wait: bool = False, timeout: float = 10.0) -> bool:

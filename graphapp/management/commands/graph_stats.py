@@ -7,8 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
-from graphapp import ledger
-from graphapp.publish import publisher
+from graphapp import ledger, snapshots
 
 
 class Command(BaseCommand):
@@ -34,4 +33,4 @@ class Command(BaseCommand):
                 ledger.rebuild(DEFAULT_DB_ALIAS)
             except DatabaseError as exc:
                 raise CommandError(f"--rebuild failed: {type(exc).__name__}: {exc}") from exc
-        self.stdout.write(json.dumps(publisher.snapshot(), indent=indent or None))
+        self.stdout.write(json.dumps(snapshots.take(), indent=indent or None))
