@@ -414,3 +414,25 @@ async def test_a_logout_ends_that_sessions_streams_at_once(make_server: Any) -> 
                 await read_until_closed(kept, within=1.0)
         assert (await leaving.get("/graph/events/")).status_code == 403
     assert "1 stream(s) ended by their session's logout" in server.log()
+
+
+async def test_a_process_without_streams_does_no_statistics_work_for_other_commits(
+    make_server: Any,
+) -> None:
+    # Only a process with open streams looks at the database; one without them
+    # must not compute a snapshot per commit of the shell or of other servers.
+    server = make_server(graphapp={"VERIFY_INTERVAL": 0.1})
+    idle = await wait_for_health(server, streams=0)
+    for count in ("3", "4"):
+        seeded = server.manage("graph_seed", "--nodes", count)
+        assert seeded.returncode == 0, seeded.stderr
+    # Ten looks' worth of time, had it been looking (bounded: no event to wait on).
+    await asyncio.sleep(1.0)
+    after = await health(server)
+    assert after["snapshots"] == idle["snapshots"]
+    # ... and a stream opened now costs one computation and shows both commits.
+    async with logged_in(server, "viewer") as viewer, stream(viewer) as events:
+        first = await events.next_stats()
+        truth = (await viewer.get("/graph/api/stats/")).json()
+    assert first["nodes"] == truth["nodes"]
+    assert first["version"] == truth["version"]
