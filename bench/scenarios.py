@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime
 import json
 import math
+import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse
 
 from bench.harness import (
     ROOT,
@@ -20,6 +27,7 @@ from bench.harness import (
     Redis,
     Server,
     Workdir,
+    login,
     postgres_available,
     postgres_database,
     prepare_site,
@@ -55,6 +63,7 @@ class Plan:
     scaleout_streams: int
     stats_sizes: tuple[int, ...]
     stats_repeats: int
+    converge_runs: int = 10
 
     @classmethod
     def full(cls) -> Plan:
@@ -82,7 +91,21 @@ class Plan:
     @classmethod
     def fast(cls) -> Plan:
         return cls(
-            True, (100, 500), (100,), 3, 500, 2, 3.0, 1000, 3, 1000, 3, 100, (10_000, 100_000), 3
+            True,
+            (100, 500),
+            (100,),
+            3,
+            500,
+            2,
+            3.0,
+            1000,
+            3,
+            1000,
+            3,
+            100,
+            (10_000, 100_000),
+            3,
+            converge_runs=3,
         )
 
 
@@ -411,10 +434,61 @@ def stats_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
             measure("postgresql", database_url)
 
 
+# -- 8: convergence without a message -----------------------------------------------------
+
+_RAW_NODE = (
+    "INSERT INTO graphapp_node (content, node_type, momentum, created_at, last_accessed,"
+    " decayed_at, metadata) VALUES ('written outside Django', 'FACT', 0.5, ?, ?, ?, '{}')"
+)
+
+
+async def _converge_once(server: Server, cookie: str, database: Path) -> float:
+    """Seconds from the commit of a row written with raw SQL (no signal, no
+    message) to the stream's first snapshot that counts it."""
+    async with (
+        httpx.AsyncClient(base_url=server.url, headers={"Cookie": cookie}, timeout=30) as client,
+        aconnect_sse(client, "GET", PATHS["graphapp"]) as source,
+    ):
+        events = source.aiter_sse()
+        async for event in events:
+            if event.event == "stats":
+                before = json.loads(event.data)["nodes"]
+                break
+        now = datetime.datetime.now(datetime.UTC).isoformat(sep=" ")
+        with sqlite3.connect(database) as raw:
+            raw.execute(_RAW_NODE, (now, now, now))
+        committed = time.monotonic()
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event.event == "stats" and json.loads(event.data)["nodes"] == before + 1:
+                    return time.monotonic() - committed
+    raise RuntimeError("the stream ended before it showed the row")
+
+
+def convergence(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """How long a stream takes to show a write that no message announced (the
+    hub's own look at the database, every VERIFY_INTERVAL)."""
+    env = site_env(work.sqlite_url("convergence.sqlite3"))
+    prepare_site(env, nodes=1000)
+    server = Server("daphne", env, work.path / "convergence.log")
+    with running(server):
+        cookie = login(server, "viewer0").cookie
+        seconds = [
+            asyncio.run(_converge_once(server, cookie, work.path / "convergence.sqlite3"))
+            for _ in range(plan.converge_runs)
+        ]
+    results["convergence"] = {
+        "verify_interval": DEFAULTS["VERIFY_INTERVAL"],
+        "seconds": seconds,
+    }
+    log(f"convergence: {spread(seconds)} s")
+
+
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "streaming": streaming,
     "burst": burst,
     "writes": writes,
     "scaleout": scale_out,
     "stats": stats_cost,
+    "convergence": convergence,
 }
