@@ -192,14 +192,22 @@ class Hub:
         interval = get_config()["VERIFY_INTERVAL"]
         while True:
             await asyncio.sleep(interval)
-            read, database = await self._read_version(interval)
-            if not read:
-                continue
-            verdict = verifier.observe(database, self.latest_version)
-            if verdict is Verdict.REFRESH:
-                await self._refresh(replace=database is not None)
-            else:
-                self._confirmed()
+            try:
+                await self._look(verifier, interval)
+            except Exception as exc:
+                # Unexpected: the look must go on, and the streams be told.
+                logger.exception("graphapp: the hub's look at the database failed")
+                self._unconfirmed(f"{type(exc).__name__}: {exc}")
+
+    async def _look(self, verifier: Verifier, interval: float) -> None:
+        read, database = await self._read_version(interval)
+        if not read:
+            return
+        verdict = verifier.observe(database, self.latest_version)
+        if verdict is Verdict.REFRESH:
+            await self._refresh(replace=database is not None)
+        else:
+            self._confirmed()
 
     async def _read_version(self, interval: float) -> tuple[bool, int | None]:
         """Whether the database answered (else the hub is now stale), and its version."""

@@ -240,3 +240,31 @@ async def test_hub_follows_a_database_whose_version_went_back() -> None:
         assert shown["nodes"] != 12345
     finally:
         hub.unsubscribe(subscriber)
+
+
+class OnceBrokenHub(Hub):
+    """A hub whose first look at the database fails in a way nobody expected."""
+
+    failed = False
+
+    async def _read_version(self, interval: float) -> tuple[bool, int | None]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in a database driver")
+        return await super()._read_version(interval)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(GRAPHAPP=FAST)
+async def test_a_look_that_fails_unexpectedly_says_stale_and_the_looks_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = OnceBrokenHub(asyncio.get_running_loop())
+    subscriber = await hub.subscribe()
+    try:
+        frames(subscriber)
+        assert (await next_event(subscriber, "status"))["state"] == "stale"
+        assert (await next_event(subscriber, "status"))["state"] == "live"
+    finally:
+        hub.unsubscribe(subscriber)
+    assert "RuntimeError: a bug in a database driver" in caplog.text
