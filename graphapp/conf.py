@@ -23,6 +23,7 @@ class Config(TypedDict):
     CHANGE_LIMIT: int
     SEND_TIMEOUT: float
     VERIFY_INTERVAL: float
+    VERIFY_TIMEOUT: float
     REVALIDATE_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
@@ -61,6 +62,9 @@ DEFAULTS: Final[Config] = {
     # the layer by the next look is computed there (graphapp.hubs), so streams
     # converge within about two intervals whatever the layer lost.
     "VERIFY_INTERVAL": 1.0,
+    # Seconds one of those looks (the version, or the snapshot it calls for)
+    # may take before the process tells its streams they are stale.
+    "VERIFY_TIMEOUT": 5.0,
     # Dotted paths to callables ``(user) -> bool`` (plain or async).
     "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
@@ -86,6 +90,7 @@ _NUMBERS: Final = (
     "SEND_TIMEOUT",
     "REVALIDATE_INTERVAL",
     "VERIFY_INTERVAL",
+    "VERIFY_TIMEOUT",
 )
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
 

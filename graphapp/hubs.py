@@ -51,6 +51,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._loading: asyncio.Task[None] | None = None
         self._reading: concurrent.futures.Future[int | None] | None = None
+        self._refreshing: concurrent.futures.Future[Snapshot] | None = None
 
     @property
     def running(self) -> bool:
@@ -134,7 +135,7 @@ class Hub:
             task.cancel()
         # A load in progress finishes for the subscribers awaiting it; nobody
         # else sees its result (_accept ignores it while not running).
-        self._tasks, self._loading, self._reading = [], None, None
+        self._tasks, self._loading, self._reading, self._refreshing = [], None, None, None
         # What we held may be stale by the time someone subscribes again.
         self.latest, self.latest_version, self.latest_state = None, -1, ""
         self.stale, self.joined = False, False
@@ -205,8 +206,10 @@ class Hub:
             return
         verdict = verifier.observe(database, self.latest_version)
         if verdict is Verdict.REFRESH:
-            await self._refresh(replace=database is not None)
-        else:
+            # Replacing a newer snapshot only when the database itself went back
+            # (a restore): a refresh that a newer message overtook is just late.
+            await self._refresh(replace=database is not None and database < self.latest_version)
+        elif verdict is Verdict.CONFIRMED:
             self._confirmed()
 
     async def _read_version(self, interval: float) -> tuple[bool, int | None]:
@@ -216,7 +219,7 @@ class Hub:
             self._reading = snapshots.worker.submit(snapshots.current_version)
         reading = asyncio.wrap_future(self._reading)
         try:
-            async with asyncio.timeout(max(interval, get_config()["SEND_TIMEOUT"])):
+            async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
                 return True, await asyncio.shield(reading)
         except TimeoutError:
             self._unconfirmed("the database did not answer")
@@ -226,8 +229,17 @@ class Hub:
 
     async def _refresh(self, *, replace: bool = False) -> None:
         """Compute the snapshot here and offer it (the database's own state)."""
+        # One at a time, and never waited for longer than VERIFY_TIMEOUT: a
+        # statistics query that hangs must leave the streams stale, not silent.
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = snapshots.worker.submit(snapshots.take)
+        computing = asyncio.wrap_future(self._refreshing)
         try:
-            snapshot = await snapshots.worker.run(snapshots.take)
+            async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
+                snapshot = await asyncio.shield(computing)
+        except TimeoutError:
+            self._unconfirmed("the statistics did not come within VERIFY_TIMEOUT")
+            return
         except DatabaseError as exc:
             self._unconfirmed(f"{type(exc).__name__}: {exc}")
             return

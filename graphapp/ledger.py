@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from graphapp import schema
+from graphapp import schema, versions
 
 DEGREE = "graphapp_degree"
 DELTA = "graphapp_degree_delta"
@@ -217,3 +217,6 @@ def rebuild(using: str = DEFAULT_DB_ALIAS) -> None:
             cursor.execute(f"DELETE FROM {DELTA}")
         cursor.execute(f"DELETE FROM {DEGREE}")
         cursor.execute(_BACKFILL_SQL)
+        # The statistics change with no write to the graph's tables: every
+        # process's hub must see a new version, or keep showing the old numbers.
+        versions.bump(using)

@@ -171,8 +171,10 @@ class Publisher:
         changes = self._take_changes()
         if not sender.audience and not _has_receivers():
             # In-memory layer and no stream in this process (a shell, a command):
-            # nobody to tell. The servers see the commit through their database.
+            # nobody to tell. The servers see the commit through their database;
+            # the writes appended to fold are folded here all the same.
             retry.succeeded()
+            snapshots.worker.submit(snapshots.tidy)
             return True
         try:
             snapshot = snapshots.worker.call(self.snapshot)
@@ -232,8 +234,10 @@ def request_publish(changes: ChangeBatch | None = None) -> None:
 def publish_now(timeout: float | None = 10.0) -> bool:
     """Publish and wait until it is done: for scripts and commands after bulk work.
 
-    True when the publication reached the transport; False when the database
-    or the layer failed, or on time-out. Not from a running event loop: waiting
+    True when the publication reached the transport (or, on the in-memory
+    layer in a process without streams or receivers, when there was nobody
+    here to tell: the servers see the commit through the database); False
+    when the database or the layer failed, or on time-out. Not from a running event loop: waiting
     there would block the loop that a stream of this process needs (use
     :func:`request_publish`).
     """

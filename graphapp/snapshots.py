@@ -40,7 +40,11 @@ taken = 0
 
 
 def take() -> Snapshot:
-    """Compute the statistics and read their version (queries the database)."""
+    """Compute the statistics and read their version (queries the database).
+
+    Inside a transaction of the caller's, its isolation decides: at READ
+    COMMITTED the version and the numbers may describe different states.
+    """
     global taken
     taken += 1
     with one_snapshot():

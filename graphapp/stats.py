@@ -150,8 +150,13 @@ def one_snapshot(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
         return
     with transaction.atomic(using=using):
         if connection.vendor == "postgresql":
+            quote = connection.ops.quote_name
+            tables = ", ".join(quote(model._meta.db_table) for model in (Node, Edge))
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # Before the first query takes the snapshot: a TRUNCATE being
+                # committed (not MVCC-safe) is waited for, never half seen.
+                cursor.execute(f"LOCK TABLE {tables} IN ACCESS SHARE MODE")
         yield
 
 

@@ -26,6 +26,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from graphapp.conf import get_config
+from graphapp.timers import Backoff
 from graphapp.types import ChannelLayer
 
 logger = logging.getLogger(__name__)
@@ -212,9 +213,9 @@ class GroupSubscription:
         self._receive = receive
         self._joined = joined
         self._failing = False
+        self._retry = Backoff(RESUBSCRIBE_FIRST, RESUBSCRIBE_LAST)
 
     async def run(self) -> None:
-        delay = RESUBSCRIBE_FIRST
         self._failing = False
         while True:
             try:
@@ -234,8 +235,7 @@ class GroupSubscription:
                 )
                 self._failing = True
             self._joined(False)
-            await asyncio.sleep(delay)
-            delay = min(RESUBSCRIBE_LAST, delay * 2)
+            await asyncio.sleep(self._retry.failed(0.0))
 
     async def _serve(self) -> None:
         layer = channel_layer()
@@ -250,6 +250,7 @@ class GroupSubscription:
             if self._failing:
                 logger.info("graphapp: subscribed to group %r again", group)
                 self._failing = False
+            self._retry.succeeded()  # the next outage starts from the first delay
             self._joined(True)
             rejoin = asyncio.create_task(self._rejoin(layer, group, channel))
             try:

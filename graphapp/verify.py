@@ -18,6 +18,7 @@ import enum
 class Verdict(enum.Enum):
     CONFIRMED = "confirmed"  # the streams have what the database holds
     WAIT = "wait"  # the database is ahead; the layer has an interval to bring it
+    # (confirms nothing: a stale hub stays stale until it has caught up)
     REFRESH = "refresh"  # compute the snapshot here, now
 
 
@@ -40,7 +41,8 @@ class Verifier:
             self._ahead = None
             return Verdict.CONFIRMED
         if self._ahead is not None and streams < self._ahead:
-            self._ahead = None
+            # Kept: if the refresh fails, the next look refreshes again at once.
+            self._ahead = database
             return Verdict.REFRESH
         self._ahead = database
         return Verdict.WAIT

@@ -21,6 +21,7 @@ def test_get_config_defaults():
         "CHANGE_LIMIT": 20,
         "SEND_TIMEOUT": 5.0,
         "VERIFY_INTERVAL": 1.0,
+        "VERIFY_TIMEOUT": 5.0,
         "REVALIDATE_INTERVAL": 300.0,
         "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
         "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",

@@ -154,14 +154,21 @@ def version_table_restored() -> Iterator[None]:
         break_database(False)
 
 
+_unread: dict[int, list[dict[str, Any]]] = {}
+
+
 async def next_event(subscriber: Subscriber, event: str) -> dict[str, Any]:
-    """The next ``event`` the subscriber receives (bounded)."""
+    """The next ``event`` the subscriber receives (bounded); the events read
+    with it and after it wait for the next call."""
+    unread = _unread.setdefault(id(subscriber), [])
     async with asyncio.timeout(10):
         while True:
-            await subscriber.wait(10)
-            for found in frames(subscriber):
+            while unread:
+                found = unread.pop(0)
                 if found["event"] == event:
                     return found
+            await subscriber.wait(10)
+            unread.extend(frames(subscriber))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -268,3 +275,72 @@ async def test_a_look_that_fails_unexpectedly_says_stale_and_the_looks_go_on(
     finally:
         hub.unsubscribe(subscriber)
     assert "RuntimeError: a bug in a database driver" in caplog.text
+
+
+def break_statistics(broken: bool = True) -> None:
+    """The version reads, the statistics fail (their node table renamed away)."""
+    source, target = ("graphapp_node", "graphapp_node_away")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"ALTER TABLE {source} RENAME TO {target}"
+            if broken
+            else f"ALTER TABLE {target} RENAME TO {source}"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(GRAPHAPP=FAST)
+async def test_failing_statistics_keep_the_streams_stale_without_flapping() -> None:
+    hub = Hub(asyncio.get_running_loop())
+    subscriber = await hub.subscribe()
+    try:
+        frames(subscriber)
+        await in_thread(insert_node_with_sql)  # the version moves on ...
+        await in_thread(break_statistics)  # ... and its snapshot cannot be computed
+        try:
+            assert (await next_event(subscriber, "status"))["state"] == "stale"
+            await asyncio.sleep(20 * FAST["VERIFY_INTERVAL"])
+            # Still stale, and said once: no live between failed refreshes.
+            assert [e["event"] for e in frames(subscriber)] == []
+            assert hub.stale
+        finally:
+            await in_thread(break_statistics, False)
+        shown = await next_event(subscriber, "stats")
+        assert shown["nodes"] == (await in_thread(snapshots.take))["nodes"]
+        assert (await next_event(subscriber, "status"))["state"] == "live"
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+@override_settings(GRAPHAPP={**FAST, "VERIFY_TIMEOUT": 0.5})
+async def test_statistics_that_hang_make_the_streams_stale() -> None:
+    import threading
+
+    hub = Hub(asyncio.get_running_loop())
+    subscriber = await hub.subscribe()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_node_table() -> None:
+        from django.db import transaction
+
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE graphapp_node IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            release.wait(30)
+
+    try:
+        frames(subscriber)
+        await in_thread(insert_node_with_sql)
+        holder = asyncio.ensure_future(in_thread(hold_the_node_table))
+        await asyncio.to_thread(locked.wait, 10)
+        try:
+            assert (await next_event(subscriber, "status"))["state"] == "stale"
+        finally:
+            release.set()
+            await holder
+        await next_event(subscriber, "stats")
+        assert (await next_event(subscriber, "status"))["state"] == "live"
+    finally:
+        hub.unsubscribe(subscriber)

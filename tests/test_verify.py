@@ -42,3 +42,11 @@ def test_a_database_that_keeps_no_version_is_recomputed_at_every_look() -> None:
     verifier = Verifier()
     assert verifier.observe(database=None, streams=7) is Verdict.REFRESH
     assert verifier.observe(database=None, streams=7) is Verdict.REFRESH
+
+
+def test_a_refresh_that_failed_is_tried_again_at_the_next_look() -> None:
+    verifier = Verifier()
+    assert verifier.observe(database=8, streams=7) is Verdict.WAIT
+    assert verifier.observe(database=8, streams=7) is Verdict.REFRESH
+    # The statistics could not be computed: no second interval of waiting.
+    assert verifier.observe(database=8, streams=7) is Verdict.REFRESH

@@ -52,6 +52,12 @@ POSTGRESQL = [
         """
         for table in TABLES
     ),
+    # Also in sessions with session_replication_role = replica (logical
+    # replication subscribers): their writes change the graph too.
+    *(
+        f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER graphapp_version_{table.removeprefix('graphapp_')}"
+        for table in TABLES
+    ),
 ]
 
 POSTGRESQL_BACKWARD = [
