@@ -207,8 +207,10 @@ class Hub:
         verdict = verifier.observe(database, self.latest_version)
         if verdict is Verdict.REFRESH:
             # Replacing a newer snapshot only when the database itself went back
-            # (a restore): a refresh that a newer message overtook is just late.
-            await self._refresh(replace=database is not None and database < self.latest_version)
+            # (a restore), or keeps no version (the versions are then per-process
+            # clocks, and a skewed one must not outrank what this look read): a
+            # refresh that a newer message overtook is just late.
+            await self._refresh(replace=database is None or database < self.latest_version)
         elif verdict is Verdict.CONFIRMED:
             self._confirmed()
 

@@ -344,3 +344,25 @@ async def test_statistics_that_hang_make_the_streams_stale() -> None:
         assert (await next_event(subscriber, "status"))["state"] == "live"
     finally:
         hub.unsubscribe(subscriber)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(GRAPHAPP=FAST)
+async def test_without_database_versions_a_skewed_clock_cannot_outrank_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graphapp import schema
+
+    # A database that keeps no version: versions are each process's clock, and
+    # one ten minutes ahead sent numbers the database no longer holds.
+    monkeypatch.setattr(schema, "VENDORS", frozenset())
+    hub = Hub(asyncio.get_running_loop())
+    subscriber = await hub.subscribe()
+    try:
+        first = frames(subscriber)[0]
+        hub.receive(message(first["version"] + 600_000, nodes=12345))
+        assert frames(subscriber)[0]["nodes"] == 12345
+        shown = await next_event(subscriber, "stats")
+        assert shown["nodes"] == first["nodes"]
+    finally:
+        hub.unsubscribe(subscriber)
