@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -199,8 +200,29 @@ async def test_truth_and_the_sql_writer(servers: Servers) -> None:
 # -- the broker ----------------------------------------------------------------
 
 
+def _hang(broker: RedisServer) -> Callable[[], None]:
+    broker.pause()
+    return broker.resume
+
+
+def _kill(broker: RedisServer) -> Callable[[], None]:
+    broker.kill()
+    # No group, no membership afterwards: the hubs must join again.
+    return broker.restart_empty
+
+
 @pytest.mark.services
-async def test_a_broker_hung_during_a_burst_then_resumed(servers: Servers, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fault", "label"),
+    [(_hang, "while the broker hangs"), (_kill, "while the broker is down")],
+    ids=["hung-during-a-burst-then-resumed", "killed-then-restarted-empty"],
+)
+async def test_a_broker_fault(
+    servers: Servers,
+    tmp_path: Path,
+    fault: Callable[[RedisServer], Callable[[], None]],
+    label: str,
+) -> None:
     broker = RedisServer(tmp_path)
     broker.start()
     try:
@@ -213,35 +235,11 @@ async def test_a_broker_hung_during_a_burst_then_resumed(servers: Servers, tmp_p
             watching(a, b) as watcher,
         ):
             await watcher.converged(await truth(a), EVENT_TIMEOUT)
-            broker.pause()
-            hung = time.monotonic()
-            await saves([(on_a, a), (on_b, b)], each=5, label="while the broker hangs")
-            await hold_until(hung + FAULT)
-            broker.resume()
-            await everything_shows_the_truth(watcher, [a, b], since=time.monotonic())
-    finally:
-        broker.stop()
-
-
-@pytest.mark.services
-async def test_a_broker_killed_then_restarted_empty(servers: Servers, tmp_path: Path) -> None:
-    broker = RedisServer(tmp_path)
-    broker.start()
-    try:
-        a, b = servers.start(
-            2, services_run=True, redis_url=broker.url, graphapp={"SEND_TIMEOUT": SEND_TIMEOUT}
-        )
-        async with (
-            logged_in(a, "editor") as on_a,
-            logged_in(b, "editor") as on_b,
-            watching(a, b) as watcher,
-        ):
-            await watcher.converged(await truth(a), EVENT_TIMEOUT)
-            broker.kill()
-            died = time.monotonic()
-            await saves([(on_a, a), (on_b, b)], each=5, label="while the broker is down")
-            await hold_until(died + FAULT)
-            broker.restart_empty()  # no group, no membership: the hubs must join again
+            end_fault = fault(broker)
+            began = time.monotonic()
+            await saves([(on_a, a), (on_b, b)], each=5, label=label)
+            await hold_until(began + FAULT)
+            end_fault()
             await everything_shows_the_truth(watcher, [a, b], since=time.monotonic())
     finally:
         broker.stop()
