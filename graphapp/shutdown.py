@@ -3,11 +3,17 @@
 Neither daphne nor uvicorn ends a response that never ends by itself: daphne
 drops the connections, uvicorn waits for them (for ever, without
 ``--timeout-graceful-shutdown``). So graphapp puts its own handler in front of
-the server's: it refuses new streams (503), tells every open stream to
+the server's: it turns new streams away (see below), tells every open stream to
 reconnect soon (a ``retry:`` of at most one second, spread so that browsers do
 not all come back in the same instant) and ends it cleanly, waits until they
 are gone or ``SHUTDOWN_TIMEOUT`` passes, and only then calls the server's own
 handler. A second signal goes straight to the server.
+
+A stream asked for meanwhile gets the same hint and ends at once, not a 503
+(which stops an EventSource for good): the process still accepts for a moment
+after the drain, and with a shared listening socket (a zero-downtime restart)
+the next process accepts beside it, so the client comes back to one that
+serves it.
 
 The handler is installed by the first stream, from the thread that runs the
 server's event loop (signal handlers can only be set from the main thread);
@@ -44,7 +50,8 @@ Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 _installed = False
 
 
-def _reconnect_frame() -> bytes:
+def drain_frame() -> bytes:
+    """The last frame of a stream this process ends to shut down: come back within a second."""
     retry = get_config()["RETRY"]
     return sse_frame(retry=random.randint(0, min(retry, RECONNECT_WITHIN_MS)))
 
@@ -92,7 +99,7 @@ _draining_tasks: set[asyncio.Future[None]] = set()
 
 async def _drain(previous: Handler, signum: int, frame: FrameType | None) -> None:
     loop = asyncio.get_running_loop()
-    closed = sum(hub.close_all(_reconnect_frame) for hub in all_hubs())
+    closed = sum(hub.close_all(drain_frame) for hub in all_hubs())
     timeout = get_config()["SHUTDOWN_TIMEOUT"]
     logger.info(
         "graphapp: %s: ending %d stream(s), waiting up to %.1f s",

@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import snapshots
+from graphapp import shutdown, snapshots
 from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
 from graphapp.forms import (
@@ -76,8 +76,9 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update.
 
     403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
-    this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
-    down, both with ``Retry-After``.
+    this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
+    ``Retry-After``. While the process shuts down, a stream that only says
+    "come back within a second" and ends.
     """
     user, allowed = await check_stream(request)
     session_key = request.session.session_key
@@ -89,6 +90,8 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     try:
         slot = stream_limits.acquire(key)
     except StreamRefused as refused:
+        if stream_limits.draining:
+            return _come_back_soon()
         refusal = JsonResponse({"error": refused.message}, status=refused.status)
         refusal["Retry-After"] = str(refused.retry_after)
         return refusal
@@ -108,6 +111,13 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _come_back_soon() -> HttpResponse:
+    # Not a 503, which stops an EventSource for good (see graphapp.shutdown).
+    response = HttpResponse(shutdown.drain_frame(), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
     return response
 
 

@@ -1,16 +1,18 @@
-"""A real daphne server on a free port and real HTTP/SSE clients, for end-to-end tests."""
+"""A real ASGI server (daphne by default) on a free port and real HTTP/SSE clients,
+for end-to-end tests."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,16 +21,62 @@ import httpx
 import redis.asyncio
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from tests.services import free_port
 from tests.site_setup import PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_TIMEOUT = 10.0
 STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
+APPLICATION = "graphsite.asgi:application"
+
+
+def server_options(kind: str, fd: int) -> list[str]:
+    """The command-line options that make server ``kind`` serve on the listening socket ``fd``.
+
+    Every kind but granian takes a socket bound by someone else (granian binds
+    its own: see ``LiveServer.start``).
+    """
+    if kind == "daphne":
+        return ["--fd", str(fd)]
+    if kind == "uvicorn":
+        return ["--fd", str(fd), "--lifespan", "off"]
+    if kind == "gunicorn":
+        # One worker: a test's streams and writes meet the same process. No
+        # control socket: its default path is one per user, not per server.
+        worker = ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "1"]
+        return ["--bind", f"fd://{fd}", *worker, "--no-control-socket"]
+    if kind == "hypercorn":
+        # The application in hypercorn's own process: a worker process never
+        # hears the SIGTERM (docs/deployment-servers.md).
+        return ["--bind", f"fd://{fd}", "--workers", "0"]
+    raise ValueError(f"no server kind {kind!r}")
+
+
+def granian_options(port: int) -> list[str]:
+    return ["--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A socket listening on 127.0.0.1 for a server to take over (``port`` 0: a free one)."""
+    listener = socket.socket()
+    # The same port again after a restart, though its old connections linger in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(1024)
+    return listener
+
+
+def port_of(fd: int) -> int:
+    """The port that the socket ``fd`` is bound to."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
 class LiveServer:
-    """graphsite served by daphne (or uvicorn) in its own process, on its own SQLite file."""
+    """graphsite served by daphne (or uvicorn, gunicorn with uvicorn workers, hypercorn,
+    granian) in its own process, on its own SQLite file."""
 
     workdir: Path
     graphapp: dict[str, Any] = field(default_factory=dict)
@@ -37,7 +85,7 @@ class LiveServer:
     redis_url: str = ""  # default: Channels' in-memory layer
     redis_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
-    server: str = "daphne"  # or "uvicorn"
+    server: str = "daphne"  # or "uvicorn", "gunicorn", "hypercorn", "granian"
     clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
@@ -71,38 +119,37 @@ class LiveServer:
             [sys.executable, "-m", "tests.site_setup"], cwd=ROOT, env=self.env(), check=True
         )
 
-    def start(self, *, setup: bool = True, port: int = 0) -> None:
+    def start(self, *, setup: bool = True, port: int = 0, fd: int | None = None) -> None:
+        """Serve on ``port`` (a free one by default), or on the inherited listening
+        socket ``fd`` (the caller keeps it open: several servers may take turns on it)."""
         if setup:
             self.setup()
-        listener = socket.socket()
-        # The same port again after a restart, though its old connections linger in TIME_WAIT.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(1024)
-        self.port = listener.getsockname()[1]
+        if fd is not None:
+            self.port = port_of(fd)
+            self._spawn(server_options(self.server, fd), pass_fds=[fd])
+        elif self.server == "granian":
+            self.port = port or free_port()
+            self._spawn(granian_options(self.port))
+        else:
+            with listening_socket(port) as listener:
+                self.port = listener.getsockname()[1]
+                self._spawn(
+                    server_options(self.server, listener.fileno()), pass_fds=[listener.fileno()]
+                )
+        self._wait_ready()
+
+    def _spawn(self, options: list[str], pass_fds: list[int] | None = None) -> None:
         with open(self.log_path, "ab") as log:
-            options = ["--lifespan", "off"] if self.server == "uvicorn" else []
             # The clock moved inside the process only (see tests/shifted_clock.py).
             shift = ["tests.shifted_clock", str(self.clock_shift)] if self.clock_shift else []
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    *shift,
-                    self.server,
-                    "--fd",
-                    str(listener.fileno()),
-                    *options,
-                    "graphsite.asgi:application",
-                ],
+                [sys.executable, "-m", *shift, self.server, *options, APPLICATION],
                 cwd=ROOT,
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                pass_fds=[listener.fileno()],
+                pass_fds=pass_fds or [],
             )
-        listener.close()
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -200,7 +247,8 @@ class EventStream:
     """An open SSE connection whose events a background task collects.
 
     ``next()`` reads what a client of the ``stats`` events reads; the ``change``
-    events wait apart, for ``next_change()``.
+    events wait apart, for ``next_change()``. Every ``retry:`` hint the stream
+    sent is kept in ``retries``; ``ended()`` waits for the server to end it.
     """
 
     def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
@@ -209,6 +257,7 @@ class EventStream:
         self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.changes: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.response: httpx.Response | None = None
+        self.retries: list[int] = []
         self._opened: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._read())
 
@@ -217,6 +266,8 @@ class EventStream:
             async with aconnect_sse(self.client, "GET", self.path) as source:
                 self._opened.set_result(source.response)
                 async for event in source.aiter_sse():
+                    if event.retry is not None:
+                        self.retries.append(event.retry)
                     if event.event == "change":
                         await self.changes.put(event)
                     elif event.data:
@@ -260,9 +311,78 @@ class EventStream:
             if all(event[key] == now[key] for key in STATS_FIELDS):
                 return event
 
+    async def ended(self, within: float = EVENT_TIMEOUT) -> None:
+        """Wait until the server ends the stream; raise if it was cut instead
+        (an HTTP/1.1 chunked body without its last chunk is an httpx error)."""
+        await asyncio.wait_for(asyncio.shield(self._task), within)
+
     async def close(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await self._task
+
+
+class ReconnectingStream:
+    """An SSE client that reconnects as a browser's EventSource does.
+
+    When a stream ends or the network fails, it waits the last ``retry:`` it was
+    sent and connects again; an answer other than 200 stops it for good
+    (``refused``). ``connections`` holds, for each connection answered with 200,
+    the ``stats`` events it brought; ``failures`` every network error met (a
+    refused connect, a stream cut short).
+    """
+
+    def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
+        self.client = client
+        self.path = path
+        self.retry = 3000  # what browsers wait before the server said otherwise
+        self.connections: list[list[dict[str, Any]]] = []
+        self.failures: list[str] = []
+        self.refused: int | None = None
+        self._changed = asyncio.Condition()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.refused is None:
+            try:
+                await self._connect_once()
+            except httpx.TransportError as exc:
+                self.failures.append(repr(exc))
+            await asyncio.sleep(self.retry / 1000)
+
+    async def _connect_once(self) -> None:
+        async with aconnect_sse(self.client, "GET", self.path) as source:
+            if source.response.status_code != 200:
+                self.refused = source.response.status_code
+                await self._note()
+                return
+            events: list[dict[str, Any]] = []
+            await self._note(lambda: self.connections.append(events))
+            async for event in source.aiter_sse():
+                if event.retry is not None:
+                    self.retry = event.retry
+                if event.event == "stats":
+                    await self._note(functools.partial(events.append, json.loads(event.data)))
+
+    async def _note(self, change: Callable[[], None] | None = None) -> None:
+        async with self._changed:
+            if change is not None:
+                change()
+            self._changed.notify_all()
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], within: float = EVENT_TIMEOUT
+    ) -> None:
+        """Wait (bounded) until ``predicate()`` holds, or the stream was refused."""
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: predicate() or self.refused is not None), within
+            )
+        assert self.refused is None, f"refused with {self.refused}"
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
 

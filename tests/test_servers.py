@@ -1,0 +1,203 @@
+"""graphsite under each supported ASGI server, and restarts that refuse no connection.
+
+Real servers (see tests/live.py and docs/deployment-servers.md), real SSE
+clients, writes through the JSON API into the server's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import signal
+from typing import Any
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.test import AsyncClient
+
+from graphapp.limits import stream_limits
+from tests import services
+from tests.conftest import Servers
+from tests.live import (
+    LiveServer,
+    ReconnectingStream,
+    create_node,
+    listening_socket,
+    logged_in,
+    login,
+    stream,
+)
+
+RETRY = 3000  # the stream's own hint; the drain's is at most a second
+DRAIN_RETRY_MS = 1000
+ALL_KINDS = ["daphne", "uvicorn", "gunicorn", "granian", "hypercorn"]
+# The servers that serve on an inherited listening socket (granian binds its own).
+FD_KINDS = ["daphne", "uvicorn", "gunicorn", "hypercorn"]
+STREAMS = 10  # of one viewer: under MAX_CONNECTIONS_PER_USER, with the probe's
+
+
+async def exit_code(server: LiveServer, within: float = 15.0) -> int:
+    assert server.process is not None
+    return await asyncio.to_thread(server.process.wait, within)
+
+
+def assert_drained(server: LiveServer, streams: int) -> None:
+    log = server.log()
+    assert f"SIGTERM: ending {streams} stream(s)" in log, log
+    assert "still open at shutdown" not in log  # they ended, not the timeout
+    assert "Task exception was never retrieved" not in log
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ALL_KINDS)
+async def test_server_streams_an_update_then_drains_on_sigterm(make_server: Any, kind: str) -> None:
+    server = make_server(server=kind, graphapp={"RETRY": RETRY})
+    async with logged_in(server, "editor") as editor, stream(editor) as events:
+        before = await events.current()
+        await create_node(editor, server)
+        after = await events.next_stats()
+        assert after["nodes"] == before["nodes"] + 1
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        await events.ended()  # raises if the stream was cut instead
+    assert events.retries[0] == RETRY
+    assert events.retries[-1] <= DRAIN_RETRY_MS, events.retries
+    assert await exit_code(server) in (0, -signal.SIGTERM), server.log()
+    assert_drained(server, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_stream_asked_for_while_the_process_drains_is_told_to_come_back() -> None:
+    # Not a 503: that stops an EventSource for good, and a process still
+    # accepts for a moment after its drain (beside the next one, on a shared
+    # socket). A stream that ends at once brings the client back within a second.
+    from django.contrib.auth.models import Permission, User
+
+    def viewer() -> User:
+        user = User.objects.create_user("draining-viewer", password="unused")
+        user.user_permissions.add(Permission.objects.get(codename="view_node"))
+        return user
+
+    client = AsyncClient()
+    await client.aforce_login(await sync_to_async(viewer)())
+    stream_limits.draining = True
+    try:
+        response = await client.get("/graph/events/")
+    finally:
+        stream_limits.draining = False
+        await sync_to_async(connections.close_all)()
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/event-stream")
+    body = response.content
+    retries = [int(value) for value in re.findall(rb"^retry: (\d+)$", body, re.MULTILINE)]
+    assert len(retries) == 1, body
+    assert retries[0] <= DRAIN_RETRY_MS
+    assert b"event: stats" not in body
+    assert stream_limits.total == 0  # it held no slot
+
+
+class Probe:
+    """New connections one after another, each asking for a stream and reading its
+    first frame, until stopped: what reconnecting browsers meet during a restart."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.answers: list[int | str] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                # Connection: close, so that every request is a new connect.
+                headers = {"Connection": "close"}
+                async with self.client.stream("GET", "/graph/events/", headers=headers) as answer:
+                    async for _ in answer.aiter_raw():
+                        break
+                self.answers.append(answer.status_code)
+            except httpx.TransportError as exc:
+                self.answers.append(repr(exc))
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> list[int | str]:
+        self._stop.set()
+        await self._task
+        return self.answers
+
+
+def on_socket(servers: Servers, name: str, fd: int, *, setup: bool, **options: Any) -> LiveServer:
+    """A server of the test's that serves on the listening socket ``fd``."""
+    workdir = servers.workdir / name
+    workdir.mkdir()
+    server = LiveServer(workdir, **options)
+    servers.started.append(server)
+    server.start(setup=setup, fd=fd)
+    return server
+
+
+def got_a_snapshot(events: ReconnectingStream) -> bool:
+    return any(events.connections)
+
+
+def moved_on(events: ReconnectingStream) -> bool:
+    """A connection after the first brought a snapshot: the new server's, once the old is gone."""
+    return any(events.connections[1:])
+
+
+def shows(events: ReconnectingStream, nodes: int) -> bool:
+    latest = events.connections[-1] if events.connections else []
+    return bool(latest) and latest[-1]["nodes"] == nodes
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", FD_KINDS)
+async def test_the_next_process_takes_over_the_held_socket_and_no_connect_is_refused(
+    servers: Servers, kind: str
+) -> None:
+    # What a systemd socket unit (deploy/systemd/) does in production: the
+    # listening socket outlives every server process. The next one starts on
+    # it beside the old, the old drains and exits; no connect meanwhile is
+    # refused, no stream is refused (a 503 would stop an EventSource), and
+    # every stream moves to the new one. A request the old one accepted in
+    # its last instant may be closed unanswered (daphne: any still in flight
+    # when it stops): a network error, from which an EventSource comes back.
+    shared = servers.backing(services.enabled()) | {"server": kind}
+    with listening_socket() as listener:
+        fd = listener.fileno()
+        old = on_socket(servers, "old", fd, setup=True, **shared)
+        shared.setdefault("database_url", f"sqlite:///{old.workdir / 'db.sqlite3'}")
+        viewer = await login(old, "viewer")
+        streams = [ReconnectingStream(viewer) for _ in range(STREAMS)]
+        try:
+            for events in streams:
+                await events.wait_until(functools.partial(got_a_snapshot, events))
+            new = on_socket(servers, "new", fd, setup=False, **shared)
+            probe = Probe(viewer)
+            assert old.process is not None
+            old.process.send_signal(signal.SIGTERM)
+            assert await exit_code(old) in (0, -signal.SIGTERM), old.log()
+            for events in streams:
+                await events.wait_until(functools.partial(moved_on, events))
+            answers = await probe.stop()
+            async with logged_in(new, "editor") as editor:
+                now = (await editor.get("/graph/api/stats/")).json()
+                await create_node(editor, new)
+                for events in streams:
+                    await events.wait_until(functools.partial(shows, events, now["nodes"] + 1))
+        finally:
+            for events in streams:
+                await events.close()
+            await viewer.aclose()
+    statuses = [answer for answer in answers if isinstance(answer, int)]
+    assert set(statuses) == {200}, answers
+    assert not [answer for answer in answers if "ConnectError" in str(answer)], answers
+    for events in streams:
+        assert not [failure for failure in events.failures if "ConnectError" in failure]
+        moved = [events_of for events_of in events.connections[1:] if events_of]
+        assert moved[0][0]["nodes"] == now["nodes"]  # a fresh snapshot first
+    assert_drained(old, len(streams))
+    assert new.process is not None
+    assert new.process.poll() is None
