@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 import httpx
 import redis.asyncio
+import trustme
+from cryptography.hazmat.primitives import serialization
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from tests.services import free_port
@@ -56,6 +59,43 @@ def granian_options(port: int) -> list[str]:
     return ["--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """A certificate for 127.0.0.1 and the test CA that signed it: HTTPS, and so HTTP/2."""
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> ServerTLS:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+        # PKCS#8: the one key format every server here reads (granian reads no other).
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tls = cls(directory / "cert.pem", directory / "key.pem", directory / "ca.pem")
+        issued.cert_chain_pems[0].write_to_path(str(tls.certfile))
+        tls.keyfile.write_bytes(pkcs8)
+        ca.cert_pem.write_to_path(str(tls.cafile))
+        return tls
+
+    def options(self, kind: str) -> list[str]:
+        """The server's options that make it serve HTTPS with this certificate."""
+        if kind == "hypercorn":
+            return ["--certfile", str(self.certfile), "--keyfile", str(self.keyfile)]
+        if kind == "granian":
+            return ["--ssl-certificate", str(self.certfile), "--ssl-keyfile", str(self.keyfile)]
+        raise ValueError(f"no TLS options for {kind!r} in this harness")
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cafile))
+
+
 def listening_socket(port: int = 0) -> socket.socket:
     """A socket listening on 127.0.0.1 for a server to take over (``port`` 0: a free one)."""
     listener = socket.socket()
@@ -87,12 +127,18 @@ class LiveServer:
     extra_env: dict[str, str] = field(default_factory=dict)
     server: str = "daphne"  # or "uvicorn", "gunicorn", "hypercorn", "granian"
     clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
+    tls: ServerTLS | None = None  # HTTPS (hypercorn, granian)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def client_options(self) -> dict[str, Any]:
+        """What an httpx client of this server needs (trust in the test CA, over HTTPS)."""
+        return {"verify": self.tls.client_context()} if self.tls else {}
 
     @property
     def log_path(self) -> Path:
@@ -139,6 +185,8 @@ class LiveServer:
         self._wait_ready()
 
     def _spawn(self, options: list[str], pass_fds: list[int] | None = None) -> None:
+        if self.tls:
+            options = [*options, *self.tls.options(self.server)]
         with open(self.log_path, "ab") as log:
             # The clock moved inside the process only (see tests/shifted_clock.py).
             shift = ["tests.shifted_clock", str(self.clock_shift)] if self.clock_shift else []
@@ -157,7 +205,8 @@ class LiveServer:
             assert self.process is not None
             assert self.process.poll() is None, self.log()
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/accounts/login/", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/accounts/login/", timeout=2, **self.client_options())
+                if ready.status_code == 200:
                     return
             time.sleep(0.05)
         raise TimeoutError(f"{self.server} did not answer within 30 s:\n{self.log()}")
@@ -191,9 +240,12 @@ class LiveServer:
         )
 
 
-async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
-    """A client holding a session of ``username``, logged in through the login form."""
-    client = httpx.AsyncClient(base_url=server.url, timeout=EVENT_TIMEOUT)
+async def login(server: LiveServer, username: str, *, http2: bool = False) -> httpx.AsyncClient:
+    """A client holding a session of ``username``, logged in through the login form
+    (``http2``: offering HTTP/2, which a server with ``tls`` may choose)."""
+    client = httpx.AsyncClient(
+        base_url=server.url, timeout=EVENT_TIMEOUT, http2=http2, **server.client_options()
+    )
     page = await client.get("/accounts/login/")
     page.raise_for_status()
     answer = await client.post(
@@ -210,8 +262,10 @@ async def login(server: LiveServer, username: str) -> httpx.AsyncClient:
 
 
 @contextlib.asynccontextmanager
-async def logged_in(server: LiveServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
-    client = await login(server, username)
+async def logged_in(
+    server: LiveServer, username: str, *, http2: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    client = await login(server, username, http2=http2)
     try:
         yield client
     finally:

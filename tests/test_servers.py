@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import re
 import signal
+from pathlib import Path
 from typing import Any
 
+import django
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
+from playwright.async_api import async_playwright
 
 from graphapp.limits import stream_limits
 from tests import services
@@ -24,18 +28,22 @@ from tests.conftest import Servers
 from tests.live import (
     LiveServer,
     ReconnectingStream,
+    ServerTLS,
     create_node,
     listening_socket,
     logged_in,
     login,
     stream,
 )
+from tests.test_browser import ARGS as BROWSER_ARGS
+from tests.test_browser import CHROMIUM, sign_in
 
 RETRY = 3000  # the stream's own hint; the drain's is at most a second
 DRAIN_RETRY_MS = 1000
 ALL_KINDS = ["daphne", "uvicorn", "gunicorn", "granian", "hypercorn"]
 # The servers that serve on an inherited listening socket (granian binds its own).
 FD_KINDS = ["daphne", "uvicorn", "gunicorn", "hypercorn"]
+H2_STREAMS = 10  # more than a browser's 6 connections per host
 STREAMS = 10  # of one viewer: under MAX_CONNECTIONS_PER_USER, with the probe's
 
 
@@ -201,3 +209,83 @@ async def test_the_next_process_takes_over_the_held_socket_and_no_connect_is_ref
     assert_drained(old, len(streams))
     assert new.process is not None
     assert new.process.poll() is None
+
+
+OPEN_EVENT_SOURCES = """(count) => {
+    window.received = Array(count).fill(0);
+    window.sources = [];
+    for (let i = 0; i < count; i++) {
+        const source = new EventSource("/graph/events/");
+        source.addEventListener("stats", (event) => {
+            window.received[i] = JSON.parse(event.data).nodes;
+        });
+        // Ended (by the drain): no reconnection into the closing server's TLS
+        // connection, where hypercorn may fail (pgjones/hypercorn#261).
+        source.addEventListener("error", () => source.close());
+        window.sources.push(source);
+    }
+}"""
+
+
+def note_stream(streams: list[dict[str, Any]], event: dict[str, Any]) -> None:
+    """Keep the browser's view of each stream's response (protocol, connection)."""
+    if event["response"]["url"].endswith("/graph/events/"):
+        streams.append(event["response"])
+
+
+def every_source_shows(nodes: int) -> str:
+    return f"window.received.every((shown) => shown === {nodes})"
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "hypercorn",
+        pytest.param(
+            "granian",
+            marks=pytest.mark.xfail(
+                django.VERSION < (6, 1),
+                reason="Chromium sends each cookie in a header of its own over HTTP/2; granian "
+                "passes them on as they are (as ASGI says) and Django 5.2 joins them with "
+                "commas, so the session is lost (Django ticket #36399)",
+                strict=True,
+            ),
+        ),
+    ],
+)
+async def test_over_http2_a_page_holds_more_streams_than_http1_connections_and_each_drains(
+    make_server: Any, kind: str, tmp_path: Path
+) -> None:
+    # A browser opens at most 6 HTTP/1.1 connections to a host: a seventh
+    # EventSource waits for one of them (graphapp's pages share one stream
+    # between tabs in a SharedWorker for that reason). Over HTTP/2 each is a
+    # stream of one connection: ten plain EventSources in one page are all live.
+    server = make_server(server=kind, tls=ServerTLS.make(tmp_path), graphapp={"RETRY": RETRY})
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            page = await browser.new_page(ignore_https_errors=True)
+            # Signed in, on a page without a stream of its own.
+            await sign_in(page, server, "/graph/api/stats/", username="viewer")
+            await page.wait_for_url(f"{server.url}/graph/api/stats/")
+            before = await page.evaluate("fetch('/graph/api/stats/').then((r) => r.json())")
+            devtools = await page.context.new_cdp_session(page)
+            await devtools.send("Network.enable")
+            streams: list[dict[str, Any]] = []
+            devtools.on("Network.responseReceived", functools.partial(note_stream, streams))
+            await page.evaluate(OPEN_EVENT_SOURCES, H2_STREAMS)
+            await page.wait_for_function(every_source_shows(before["nodes"]))
+            async with logged_in(server, "editor") as editor:
+                await create_node(editor, server)
+            await page.wait_for_function(every_source_shows(before["nodes"] + 1))
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            assert await exit_code(server) in (0, -signal.SIGTERM), server.log()
+        finally:
+            await browser.close()
+    assert len(streams) == H2_STREAMS
+    assert {answer["protocol"] for answer in streams} == {"h2"}
+    assert len({answer["connectionId"] for answer in streams}) == 1  # all on one connection
+    assert_drained(server, H2_STREAMS)
