@@ -33,30 +33,35 @@ STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
 APPLICATION = "graphsite.asgi:application"
 
 
-def server_options(kind: str, fd: int) -> list[str]:
-    """The command-line options that make server ``kind`` serve on the listening socket ``fd``.
+def server_options(kind: str, fd: int, workers: int = 0) -> list[str]:
+    """The command-line options that make server ``kind`` serve on the listening socket ``fd``,
+    in ``workers`` worker processes (0: the server's one process, or its one worker).
 
     Every kind but granian takes a socket bound by someone else (granian binds
     its own: see ``LiveServer.start``).
     """
-    if kind == "daphne":
+    if kind == "daphne" and not workers:
         return ["--fd", str(fd)]
     if kind == "uvicorn":
-        return ["--fd", str(fd), "--lifespan", "off"]
+        return ["--fd", str(fd), "--lifespan", "off", *_workers(workers)]
     if kind == "gunicorn":
-        # One worker: a test's streams and writes meet the same process. No
-        # control socket: its default path is one per user, not per server.
-        worker = ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "1"]
+        # No control socket: its default path is one per user, not per server.
+        worker = ["--worker-class", "uvicorn_worker.UvicornWorker", "--workers", str(workers or 1)]
         return ["--bind", f"fd://{fd}", *worker, "--no-control-socket"]
     if kind == "hypercorn":
-        # The application in hypercorn's own process: a worker process never
+        # 0: the application in hypercorn's own process. A worker process never
         # hears the SIGTERM (docs/deployment-servers.md).
-        return ["--bind", f"fd://{fd}", "--workers", "0"]
-    raise ValueError(f"no server kind {kind!r}")
+        return ["--bind", f"fd://{fd}", "--workers", str(workers)]
+    raise ValueError(f"no server kind {kind!r} with {workers} workers")
 
 
-def granian_options(port: int) -> list[str]:
-    return ["--interface", "asgi", "--host", "127.0.0.1", "--port", str(port)]
+def granian_options(port: int, workers: int = 0) -> list[str]:
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    return ["--interface", "asginl", *address, "--workers", str(workers or 1)]
+
+
+def _workers(count: int) -> list[str]:
+    return ["--workers", str(count)] if count else []
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class LiveServer:
     server: str = "daphne"  # or "uvicorn", "gunicorn", "hypercorn", "granian"
     clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
     tls: ServerTLS | None = None  # HTTPS (hypercorn, granian)
+    workers: int = 0  # worker processes (0: the server's one process or worker)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -172,16 +178,15 @@ class LiveServer:
             self.setup()
         if fd is not None:
             self.port = port_of(fd)
-            self._spawn(server_options(self.server, fd), pass_fds=[fd])
+            self._spawn(server_options(self.server, fd, self.workers), pass_fds=[fd])
         elif self.server == "granian":
             self.port = port or free_port()
-            self._spawn(granian_options(self.port))
+            self._spawn(granian_options(self.port, self.workers))
         else:
             with listening_socket(port) as listener:
                 self.port = listener.getsockname()[1]
-                self._spawn(
-                    server_options(self.server, listener.fileno()), pass_fds=[listener.fileno()]
-                )
+                options = server_options(self.server, listener.fileno(), self.workers)
+                self._spawn(options, pass_fds=[listener.fileno()])
         self._wait_ready()
 
     def _spawn(self, options: list[str], pass_fds: list[int] | None = None) -> None:

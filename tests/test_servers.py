@@ -26,6 +26,9 @@ from graphapp.limits import stream_limits
 from tests import services
 from tests.conftest import Servers
 from tests.live import (
+    APPLICATION,
+    ROOT,
+    EventStream,
     LiveServer,
     ReconnectingStream,
     ServerTLS,
@@ -33,6 +36,7 @@ from tests.live import (
     listening_socket,
     logged_in,
     login,
+    server_options,
     stream,
 )
 from tests.test_browser import ARGS as BROWSER_ARGS
@@ -44,6 +48,7 @@ ALL_KINDS = ["daphne", "uvicorn", "gunicorn", "granian", "hypercorn"]
 # The servers that serve on an inherited listening socket (granian binds its own).
 FD_KINDS = ["daphne", "uvicorn", "gunicorn", "hypercorn"]
 H2_STREAMS = 10  # more than a browser's 6 connections per host
+WORKER_STREAMS = 6  # over two workers: the kernel spreads them, maybe not evenly
 STREAMS = 10  # of one viewer: under MAX_CONNECTIONS_PER_USER, with the probe's
 
 
@@ -75,6 +80,32 @@ async def test_server_streams_an_update_then_drains_on_sigterm(make_server: Any,
     assert events.retries[-1] <= DRAIN_RETRY_MS, events.retries
     assert await exit_code(server) in (0, -signal.SIGTERM), server.log()
     assert_drained(server, 1)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn", "granian"])
+async def test_with_two_worker_processes_each_drains_its_own_streams(
+    make_server: Any, kind: str
+) -> None:
+    server = make_server(server=kind, workers=2, graphapp={"RETRY": RETRY})
+    async with logged_in(server, "viewer") as viewer:
+        streams = [EventStream(viewer) for _ in range(WORKER_STREAMS)]
+        try:
+            for events in streams:
+                await events.open()
+                await events.next_stats()
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            for events in streams:
+                await events.ended()  # raises if the stream was cut instead
+        finally:
+            for events in streams:
+                await events.close()
+    assert await exit_code(server) in (0, -signal.SIGTERM), server.log()
+    log = server.log()
+    drained = [int(count) for count in re.findall(r"SIGTERM: ending (\d+) stream", log)]
+    assert sum(drained) == WORKER_STREAMS, log
+    assert "still open at shutdown" not in log
 
 
 @pytest.mark.django_db(transaction=True)
@@ -289,3 +320,16 @@ async def test_over_http2_a_page_holds_more_streams_than_http1_connections_and_e
     assert {answer["protocol"] for answer in streams} == {"h2"}
     assert len({answer["connectionId"] for answer in streams}) == 1  # all on one connection
     assert_drained(server, H2_STREAMS)
+
+
+def test_the_systemd_recipe_runs_the_servers_as_the_restart_test_does() -> None:
+    # deploy/systemd/ is the production form of the held-socket restart above:
+    # its commands must stay the ones that test runs (systemd passes fd 3).
+    unit = (ROOT / "deploy" / "systemd" / "graphapp@.service").read_text()
+    commands = re.findall(r"^#?\s*ExecStart=(\S+) (.+)$", unit, re.MULTILINE)
+    assert {Path(executable).name for executable, _ in commands} == {"uvicorn", "daphne"}
+    for executable, arguments in commands:
+        assert arguments.split() == [*server_options(Path(executable).name, 3), APPLICATION]
+    assert re.search(r"^Sockets=graphapp\.socket$", unit, re.MULTILINE)
+    socket_unit = (ROOT / "deploy" / "systemd" / "graphapp.socket").read_text()
+    assert re.search(r"^Service=graphapp@\w+\.service$", socket_unit, re.MULTILINE)
