@@ -205,3 +205,45 @@ class Edge(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.source_id} -[{self.relation}]-> #{self.target_id}"
+
+
+class HistoryPoint(models.Model):
+    """One published snapshot's totals, kept for ``HISTORY_WINDOW`` (graphapp.history).
+
+    ``at_ms`` is the snapshot's own time in milliseconds since the epoch: an
+    integer, so that both databases bucket points with the same integer division.
+    """
+
+    version = models.BigIntegerField(primary_key=True)
+    at_ms = models.BigIntegerField(db_index=True)
+    nodes = models.BigIntegerField()
+    edges = models.BigIntegerField(null=True)
+    tiers = models.JSONField()
+    types = models.JSONField()
+
+    class Meta:
+        ordering: ClassVar = ["version"]
+
+    def __str__(self) -> str:
+        return f"version {self.version}: {self.nodes} nodes"
+
+
+class LoggedChanges(models.Model):
+    """The node changes of one publication, kept for replay (graphapp.replay).
+
+    ``data`` is the ``change`` event's data as it was sent. A row with empty
+    ``data`` marks where the log was pruned: the changes up to its version are
+    no longer held.
+    """
+
+    # Not the key: two processes may publish different changes under one version.
+    version = models.BigIntegerField(db_index=True)
+    at_ms = models.BigIntegerField(db_index=True)
+    data = models.TextField()
+
+    class Meta:
+        ordering: ClassVar = ["version", "id"]
+        verbose_name_plural = "logged changes"
+
+    def __str__(self) -> str:
+        return f"changes up to version {self.version}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import Any, Final
 from django.db import DatabaseError
 from django.dispatch import Signal
 
-from graphapp import snapshots, transport, wire
+from graphapp import history, replay, snapshots, transport, wire
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.timers import Backoff, Window
@@ -108,6 +109,26 @@ class Publisher:
         self.snapshots += 1
         return snapshot
 
+    def _compute(self, changes: ChangeBatch | None) -> tuple[Snapshot, str | None]:
+        """On the snapshot worker: the snapshot, and its changes encoded and logged."""
+        snapshot = self.snapshot()
+        if not changes:
+            return snapshot, None
+        encoded = changes.encode(snapshot["version"])
+        try:
+            # Before the send: a stream that saw this version and reconnects
+            # anywhere finds its changes in the log.
+            replay.record(snapshot["version"], encoded)
+        except DatabaseError as exc:
+            logger.error(
+                "graphapp: changes not logged, a stream reconnecting across version %d "
+                "will not replay them: %s: %s",
+                snapshot["version"],
+                type(exc).__name__,
+                exc,
+            )
+        return snapshot, encoded
+
     def _add_changes(self, changes: ChangeBatch) -> None:
         # Called with self._cond held.
         if self._changes is None:
@@ -177,7 +198,7 @@ class Publisher:
             snapshots.worker.submit(snapshots.tidy)
             return True
         try:
-            snapshot = snapshots.worker.call(self.snapshot)
+            snapshot, encoded = snapshots.worker.call(functools.partial(self._compute, changes))
         except DatabaseError as exc:
             logger.error(
                 "graphapp: statistics not computed, nothing published: %s: %s",
@@ -191,7 +212,6 @@ class Publisher:
             self.failures += 1
             return False
         retry.succeeded()
-        encoded = changes.encode(snapshot["version"]) if changes else None
         delivered = sender.send(dict(wire.stats_message(snapshot, encoded)))
         self.layer_failing = sender.failing
         if delivered:
@@ -202,7 +222,9 @@ class Publisher:
         _notify(graph_stats_published, snapshot=snapshot)
         if changes:
             _notify(graph_changes_published, changes=changes.data(snapshot["version"]))
-        snapshots.worker.submit(snapshots.tidy)  # after the send: off the path to the streams
+        # After the send: off the path to the streams.
+        snapshots.worker.submit(history.record, snapshot)
+        snapshots.worker.submit(snapshots.tidy)
         return delivered
 
 

@@ -14,7 +14,7 @@ import time
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
-from graphapp import ledger, versions
+from graphapp import history, ledger, replay, versions
 from graphapp.stats import compute_stats, one_snapshot
 from graphapp.types import Snapshot
 from graphapp.worker import DatabaseWorker
@@ -66,8 +66,9 @@ def current_version() -> int | None:
 
 def tidy() -> None:
     """Fold what writers appended (PostgreSQL: the degree ledger's and the
-    version's pending rows); off the path from a commit to the streams."""
-    for fold in (ledger.compact, versions.fold):
+    version's pending rows) and prune history and the change log; off the path
+    from a commit to the streams."""
+    for fold in (ledger.compact, versions.fold, _prune_history, _prune_log):
         try:
             fold(DEFAULT_DB_ALIAS)
         except DatabaseError as exc:
@@ -76,3 +77,11 @@ def tidy() -> None:
             logger.warning(
                 "graphapp: %s not folded: %s: %s", fold.__module__, type(exc).__name__, exc
             )
+
+
+def _prune_history(using: str) -> None:
+    history.prune()
+
+
+def _prune_log(using: str) -> None:
+    replay.prune()

@@ -38,6 +38,7 @@ from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission, load_and_check
 from graphapp.publish import publisher
+from graphapp.replay import parse_last_event_id
 from graphapp.revoke import session_digest
 from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
@@ -103,6 +104,11 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,
             session=session_digest(session_key),
+            # The header from a browser's own reconnection; the parameter from
+            # a client that opens a new EventSource itself (stream.js does).
+            last_event_id=parse_last_event_id(
+                request.headers.get("Last-Event-ID", request.GET.get("last_event_id"))
+            ),
         ),
         content_type="text/event-stream; charset=utf-8",
     )

@@ -106,6 +106,11 @@ def change_frame(data: str) -> bytes:
     return sse_frame(data, event="change")
 
 
+def history_frame(data: str) -> bytes:
+    """Recent snapshots' totals (graphapp.history); no id, like a change."""
+    return sse_frame(data, event="history")
+
+
 def status_frame(status: Status) -> bytes:
     """Whether the process could confirm its snapshot against the database."""
     return sse_frame(encode(status), event="status")

@@ -200,7 +200,7 @@ class EventStream:
     """An open SSE connection whose events a background task collects.
 
     ``next()`` reads what a client of the ``stats`` events reads; the ``change``
-    events wait apart, for ``next_change()``.
+    and ``history`` events wait apart, for ``next_change()`` and ``next_history()``.
     """
 
     def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
@@ -208,6 +208,7 @@ class EventStream:
         self.path = path
         self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.changes: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
+        self.history: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.response: httpx.Response | None = None
         self._opened: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._read())
@@ -219,6 +220,8 @@ class EventStream:
                 async for event in source.aiter_sse():
                     if event.event == "change":
                         await self.changes.put(event)
+                    elif event.event == "history":
+                        await self.history.put(event)
                     elif event.data:
                         await self.events.put(event)
         except BaseException as exc:
@@ -245,6 +248,11 @@ class EventStream:
         data: dict[str, Any] = json.loads(event.data)
         data["_id"] = event.id
         return data
+
+    async def next_history(self, within: float = EVENT_TIMEOUT) -> list[dict[str, Any]]:
+        event = await asyncio.wait_for(self.history.get(), within)
+        points: list[dict[str, Any]] = json.loads(event.data)["points"]
+        return points
 
     async def current(self, now: dict[str, Any] | None = None) -> dict[str, Any]:
         """The first event that shows the graph as it is now.
