@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -159,17 +159,33 @@ class NodeQueryForm(forms.Form):
         return limit
 
 
-def node_query(params: QueryDict) -> NodeQueryForm | FieldErrors:
-    """A valid NodeQueryForm for the query string, or the errors by parameter."""
+F = TypeVar("F", bound=forms.Form)
+
+
+class HistoryQueryForm(forms.Form):
+    """Filters of ``GET /graph/api/history/``."""
+
+    since = forms.DateTimeField(
+        required=False, help_text="ISO 8601; points at or after it (default: the whole window)."
+    )
+
+
+def parse_query(form_class: type[F], params: QueryDict) -> F | FieldErrors:
+    """A valid ``form_class`` for the query string, or the errors by parameter."""
     errors: FieldErrors = {}
     for name, values in params.lists():
-        if name not in NodeQueryForm.base_fields:
-            known = ", ".join(NodeQueryForm.base_fields)
+        if name not in form_class.base_fields:
+            known = ", ".join(form_class.base_fields)
             errors[name] = [f"Unknown parameter; known parameters: {known}."]
         elif len(values) > 1:
             errors[name] = [GIVEN_TWICE]
-    query = NodeQueryForm(params)
+    query = form_class(params)
     if not query.is_valid():
         for field, messages in query.errors.items():
             errors.setdefault(field, []).extend(str(message) for message in messages)
     return errors or query
+
+
+def node_query(params: QueryDict) -> NodeQueryForm | FieldErrors:
+    """A valid NodeQueryForm for the query string, or the errors by parameter."""
+    return parse_query(NodeQueryForm, params)

@@ -114,20 +114,28 @@ class Publisher:
         snapshot = self.snapshot()
         if not changes:
             return snapshot, None
-        encoded = changes.encode(snapshot["version"])
+        # Before the send: a stream that saw this version and reconnects
+        # anywhere finds its changes in the log.
+        return snapshot, self._log(changes, snapshot["version"])
+
+    def _log(self, changes: ChangeBatch, version: int | None = None) -> str:
+        """On the snapshot worker: log ``changes`` under ``version`` (by default
+        the graph's version now, which every change taken is part of); their
+        encoding. A failing database is logged and loses only their replay."""
+        if version is None:
+            version = snapshots.current_version() or 0
+        encoded = changes.encode(version)
         try:
-            # Before the send: a stream that saw this version and reconnects
-            # anywhere finds its changes in the log.
-            replay.record(snapshot["version"], encoded)
+            replay.record(version, encoded)
         except DatabaseError as exc:
             logger.error(
                 "graphapp: changes not logged, a stream reconnecting across version %d "
                 "will not replay them: %s: %s",
-                snapshot["version"],
+                version,
                 type(exc).__name__,
                 exc,
             )
-        return snapshot, encoded
+        return encoded
 
     def _add_changes(self, changes: ChangeBatch) -> None:
         # Called with self._cond held.
@@ -191,10 +199,14 @@ class Publisher:
         # it starts, so the snapshot sent with them already shows them.
         changes = self._take_changes()
         if not sender.audience and not _has_receivers():
-            # In-memory layer and no stream in this process (a shell, a command):
-            # nobody to tell. The servers see the commit through their database;
-            # the writes appended to fold are folded here all the same.
+            # In-memory layer and no stream in this process (a shell, a command,
+            # a server whose clients are away): nobody to tell. The servers see
+            # the commit through their database, and a stream that reconnects
+            # finds the changes in the log; the writes appended to fold are
+            # folded here all the same.
             retry.succeeded()
+            if changes:
+                snapshots.worker.submit(self._log, changes)
             snapshots.worker.submit(snapshots.tidy)
             return True
         try:

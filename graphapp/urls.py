@@ -9,5 +9,6 @@ urlpatterns = [
     path("live/", views.live, name="live"),
     path("api/stats/", views.stats, name="api-stats"),
     path("api/nodes/", views.nodes, name="api-nodes"),
+    path("api/history/", views.history_points, name="api-history"),
     path("api/health/", views.health, name="api-health"),
 ]

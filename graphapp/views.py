@@ -21,17 +21,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import snapshots
+from graphapp import history, snapshots
 from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
 from graphapp.forms import (
     MAX_BATCH,
     FieldErrors,
+    HistoryQueryForm,
     NodeQueryForm,
     PayloadError,
     node_form,
     node_query,
     parse_json,
+    parse_query,
 )
 from graphapp.hubs import current_hub
 from graphapp.limits import Slot, StreamRefused, stream_limits
@@ -134,6 +136,21 @@ async def stats(request: HttpRequest) -> HttpResponse:
     if not await _allowed(request):
         return _forbidden()
     return JsonResponse(await snapshots.worker.run(snapshots.take))
+
+
+@require_GET
+async def history_points(request: HttpRequest) -> HttpResponse:
+    """The recorded history as JSON: the points a new stream's ``history``
+    event carries, those at or after ``since`` when given."""
+    if not await _allowed(request):
+        return _forbidden()
+    query = parse_query(HistoryQueryForm, request.GET)
+    if isinstance(query, dict):
+        return JsonResponse({"errors": query}, status=400)
+    since = query.cleaned_data["since"]
+    since_ms = None if since is None else int(since.timestamp() * 1000)
+    points = await snapshots.worker.run(functools.partial(history.load, since_ms=since_ms))
+    return JsonResponse({"points": [point.data() for point in points]})
 
 
 def node_json(node: Node) -> dict[str, Any]:

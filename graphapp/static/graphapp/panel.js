@@ -1,6 +1,7 @@
 /* graphapp live panel: totals with their change since the page opened, bars
- * per tier and type, a chart of the node count, a feed of node changes, and a
- * connection badge. Fed by GraphappStream (stream.js): one stream per browser.
+ * per tier and type, a chart of the node count over a chosen range (drawn at
+ * once from the stream's `history` event), a feed of node changes (with those
+ * missed while disconnected, which the server replays), and a connection badge. Fed by GraphappStream (stream.js): one stream per browser.
  * Plain JS, no build step, nothing from another host. Every `stats` event
  * carries the whole snapshot; `change` events list node changes (or count them).
  * When the server cannot confirm the numbers the badge says "stale" with the
@@ -13,8 +14,9 @@
   var FEED_MAX = 50; // entries kept
   var FEED_SCREEN = 20; // more in one event than fit on a screen: one summary line
   var RECENT_CHANGES = 20; // change events remembered to show a repeated one once
-  var CHART_MINUTES = 10;
   var CHART_TICK_MS = 5000;
+  var CHART_KEEP_MS = 86400000; // the longest range offered
+  var CHART_MAX_SAMPLES = 20000; // a day of publications thinned to this at most
   var STATE_TEXT = {
     connecting: "Connecting to the server",
     live: "Connected: the numbers are current",
@@ -68,7 +70,9 @@
     this.root = root;
     this.baseline = null;
     this.snapshot = null;
-    this.samples = []; // [time ms, nodes]
+    this.samples = []; // [server time ms, nodes, version], by version
+    this.skew = 0; // this browser's clock minus the server's, ms (about)
+    this.range = 600; // seconds the chart shows
     this.recent = []; // the latest change events' data, as received
     this.batches = 0; // change events shown: feed entries' keys
     this.state = "connecting";
@@ -78,7 +82,12 @@
     this.adminUrl = root.dataset.adminUrl || "";
     this.find("opened").dateTime = new Date().toISOString();
     this.find("opened").textContent = new Date().toLocaleTimeString();
-    setInterval(this.tick.bind(this), CHART_TICK_MS);
+    var select = root.querySelector("[data-chart-range]");
+    if (select) {
+      this.range = Number(select.value) || this.range;
+      select.addEventListener("change", this.chooseRange.bind(this, select));
+    }
+    setInterval(this.drawChart.bind(this), CHART_TICK_MS);
   }
 
   Panel.prototype.find = function (stat) {
@@ -89,15 +98,16 @@
     if (message.transport) this.root.dataset.transport = message.transport;
     if (message.type === "state") this.setState(message.state, message.confirmedAt || null);
     else if (message.type === "stats") this.render(JSON.parse(message.data));
+    else if (message.type === "history") this.history(JSON.parse(message.data));
     else if (message.type === "change") this.changed(message.data);
   };
 
   Panel.prototype.setState = function (state, confirmedAt) {
     var badge = this.root.querySelector(".graphapp-state");
-    if (state === "live" && this.lostAt !== null && this.everLive) {
-      this.note(this.disconnected
-        ? "Reconnected. Changes made while disconnected are in the numbers, not in this list."
-        : "Confirmed again. Changes made while stale are in the numbers, perhaps not in this list.");
+    // Back after a disconnection, the server replays what this list missed
+    // (or says it no longer can: see changed()).
+    if (state === "live" && this.lostAt !== null && this.everLive && !this.disconnected) {
+      this.note("Confirmed again. Changes made while stale are in the numbers, perhaps not in this list.");
     }
     if (state === "live") { this.everLive = true; this.lostAt = null; this.disconnected = false; }
     else if (state !== "connecting") {
@@ -152,7 +162,10 @@
     this.bars("types", snapshot.types, snapshot.nodes, TYPE_ORDER);
     this.root.dataset.version = snapshot.version;
     liveCounts(snapshot);
-    this.sample(snapshot.nodes);
+    var at = Date.parse(snapshot.at);
+    if (!Number.isNaN(at)) this.skew = Date.now() - at;
+    this.sample(at, snapshot.nodes, snapshot.version);
+    this.drawChart();
   };
 
   Panel.prototype.delta = function (stat, delta, digits) {
@@ -193,37 +206,65 @@
 
   /* -- the chart ---------------------------------------------------------- */
 
-  Panel.prototype.sample = function (nodes) {
-    var now = Date.now();
-    this.samples.push([now, nodes]);
-    var since = now - CHART_MINUTES * 60000;
-    while (this.samples.length > 2 && this.samples[1][0] < since) this.samples.shift();
+  /* One snapshot's node count at its (server) time; each version once. */
+  Panel.prototype.sample = function (at, nodes, version) {
+    if (Number.isNaN(at)) return;
+    var samples = this.samples;
+    var index = samples.length;
+    while (index > 0 && samples[index - 1][2] > version) index -= 1;
+    if (index > 0 && samples[index - 1][2] === version) return;
+    samples.splice(index, 0, [at, nodes, version]);
+    var since = samples[samples.length - 1][0] - CHART_KEEP_MS;
+    while (samples.length > 2 && samples[1][0] < since) samples.shift();
+    if (samples.length > CHART_MAX_SAMPLES) {
+      // Every other one of the older half: the recent minutes keep their detail.
+      var half = samples.length >> 1;
+      this.samples = samples.slice(0, half).filter(function (s, i) { return i % 2 === 0; })
+        .concat(samples.slice(half));
+    }
+  };
+
+  /* The stream's `history` event: recent snapshots, oldest first. */
+  Panel.prototype.history = function (data) {
+    (data.points || []).forEach(function (point) {
+      this.sample(Date.parse(point.at), point.nodes, point.version);
+    }, this);
     this.drawChart();
   };
 
-  Panel.prototype.tick = function () {
-    // The line keeps moving while nothing changes (and stays flat, truthfully).
-    if (this.snapshot && this.state === "live") this.sample(this.snapshot.nodes);
+  Panel.prototype.chooseRange = function (select) {
+    this.range = Number(select.value) || 600;
+    var label = this.root.querySelector("[data-chart-range-label]");
+    if (label) label.textContent = select.options[select.selectedIndex].textContent;
+    this.drawChart();
   };
 
   Panel.prototype.drawChart = function () {
-    var samples = this.samples;
     var line = this.root.querySelector("[data-chart-line]");
     var summary = this.root.querySelector("[data-chart-summary]");
-    if (!line || !samples.length) return;
-    var end = samples[samples.length - 1][0];
-    // A page younger than the window draws what it has across the whole width.
-    var start = Math.max(end - CHART_MINUTES * 60000, samples[0][0]);
+    if (!line || !this.samples.length) return;
+    // The server's now: the line runs flat to it from the last snapshot
+    // (nothing changed since, truthfully), unless the numbers are not current.
+    var last = this.samples[this.samples.length - 1];
+    var end = this.state === "live" ? Math.max(last[0], Date.now() - this.skew) : last[0];
+    var from = end - this.range * 1000;
+    var shown = this.samples.filter(function (s) { return s[0] >= from; });
+    var before = this.samples.filter(function (s) { return s[0] < from; }).pop();
+    if (before) shown.unshift([from, before[1], before[2]]);
+    if (end > last[0]) shown.push([end, last[1], last[2]]);
+    // A history shorter than the range is drawn across the whole width.
+    var start = Math.max(from, shown[0][0]);
     if (end - start < 1000) start = end - 1000;
-    var values = samples.map(function (s) { return s[1]; });
+    var values = shown.map(function (s) { return s[1]; });
     var low = Math.min.apply(null, values);
     var high = Math.max.apply(null, values);
     var span = high - low || 1;
-    line.setAttribute("points", samples.map(function (s) {
+    line.setAttribute("points", shown.map(function (s) {
       var x = Math.max(0, ((s[0] - start) / (end - start)) * 300);
       var y = 74 - ((s[1] - low) / span) * 68;
       return x.toFixed(1) + "," + y.toFixed(1);
     }).join(" "));
+    line.dataset.samples = shown.length;
     summary.textContent = "From " + number(values[0]) + " to " + number(values[values.length - 1]) +
       " nodes (lowest " + number(low) + ", highest " + number(high) + ").";
   };
@@ -231,12 +272,17 @@
   /* -- the feed ----------------------------------------------------------- */
 
   Panel.prototype.changed = function (raw) {
-    // The same event twice (a tab handed a stream over, a replay) is shown once.
-    // Change events carry no id of their own: the same event is the same data.
+    // The same event twice (a tab handed a stream over) is shown once. Change
+    // events carry no id of their own: the same event is the same data.
     if (this.recent.indexOf(raw) >= 0) return;
     this.recent.push(raw);
     if (this.recent.length > RECENT_CHANGES) this.recent.shift();
     var data = JSON.parse(raw);
+    if (data.gap) {
+      // The server no longer holds what happened while this page was away.
+      this.note("Reconnected. Changes made while disconnected are in the numbers, not in this list.");
+      return;
+    }
     var key = "change-" + (this.batches += 1);
     var at = new Date();
     var entries = [];
