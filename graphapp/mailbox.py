@@ -68,6 +68,8 @@ class Subscriber:
     def offer_changes(self, version: int, changes: ChangeBatch, frame: bytes) -> None:
         """Changes framed once by the hub; merged with unsent ones (then framed
         for this subscriber alone) so that a slow reader holds one bounded batch."""
+        if version <= self.replayed_through:
+            return
         if self._changes is not None:
             merged = ChangeBatch(changes.limit)
             merged.merge(self._changes[1])
