@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import random
 from typing import Any
 
@@ -43,7 +44,7 @@ def test_spans_are_finer_for_recent_minutes_and_each_bucket_divides_the_next() -
     assert [span.length_ms for span in GRID] == [600_000, 3_600_000, DAY_MS]
     buckets = [span.bucket_ms for span in GRID]
     assert buckets == sorted(buckets)
-    assert all(coarse % fine == 0 for fine, coarse in zip(buckets, buckets[1:], strict=False))
+    assert all(coarse % fine == 0 for fine, coarse in itertools.pairwise(buckets))
     # A short window is one span; a week keeps four.
     assert [s.length_ms for s in spans(300, 300)] == [300_000]
     assert len(spans(30 * 86_400, 300)) == 4
@@ -51,7 +52,7 @@ def test_spans_are_finer_for_recent_minutes_and_each_bucket_divides_the_next() -
 
 def test_regions_tile_the_window_without_overlap_on_their_own_grids() -> None:
     bounds = regions(NOW, GRID)
-    for (start, _), (_, end) in zip(bounds, bounds[1:], strict=False):
+    for (start, _), (_, end) in itertools.pairwise(bounds):
         assert end == start  # each coarser span ends where the finer one begins
     for span, (start, end) in zip(GRID, bounds, strict=True):
         assert start % span.bucket_ms == 0
@@ -198,7 +199,8 @@ def test_the_api_serves_the_points_since_a_moment(client: Client, django_user_mo
     assert [p["version"] for p in everything] == [p.version for p in history.load()]
     since = (now - datetime.timedelta(hours=1)).isoformat()
     recent = client.get("/graph/api/history/", {"since": since}).json()["points"]
-    assert recent and len(recent) < len(everything)
+    assert recent
+    assert len(recent) < len(everything)
     assert all(p["at"] >= since[:23] for p in recent)
     assert recent == everything[-len(recent) :]
 
