@@ -118,20 +118,29 @@ class Publisher:
         # anywhere finds its changes in the log.
         return snapshot, self._log(changes, snapshot["version"])
 
+    def _record_and_tidy(self, snapshot: Snapshot) -> None:
+        history.record(snapshot)
+        snapshots.tidy()
+
+    def _log_and_tidy(self, changes: ChangeBatch | None) -> None:
+        if changes:
+            self._log(changes)
+        snapshots.tidy()
+
     def _log(self, changes: ChangeBatch, version: int | None = None) -> str:
         """On the snapshot worker: log ``changes`` under ``version`` (by default
         the graph's version now, which every change taken is part of); their
         encoding. A failing database is logged and loses only their replay."""
-        if version is None:
-            version = snapshots.current_version() or 0
-        encoded = changes.encode(version)
+        encoded = ""
         try:
+            if version is None:
+                version = snapshots.current_version() or 0
+            encoded = changes.encode(version)
             replay.record(version, encoded)
         except DatabaseError as exc:
             logger.error(
-                "graphapp: changes not logged, a stream reconnecting across version %d "
-                "will not replay them: %s: %s",
-                version,
+                "graphapp: changes not logged, a stream reconnecting across them will not "
+                "replay them: %s: %s",
                 type(exc).__name__,
                 exc,
             )
@@ -205,9 +214,8 @@ class Publisher:
             # finds the changes in the log; the writes appended to fold are
             # folded here all the same.
             retry.succeeded()
-            if changes:
-                snapshots.worker.submit(self._log, changes)
-            snapshots.worker.submit(snapshots.tidy)
+            # Waited for: a command that exits next must not take them along.
+            snapshots.worker.call(functools.partial(self._log_and_tidy, changes))
             return True
         try:
             snapshot, encoded = snapshots.worker.call(functools.partial(self._compute, changes))
@@ -234,9 +242,9 @@ class Publisher:
         _notify(graph_stats_published, snapshot=snapshot)
         if changes:
             _notify(graph_changes_published, changes=changes.data(snapshot["version"]))
-        # After the send: off the path to the streams.
-        snapshots.worker.submit(history.record, snapshot)
-        snapshots.worker.submit(snapshots.tidy)
+        # After the send (off the path to the streams), and waited for: a
+        # command that exits next must not take its history point along.
+        snapshots.worker.call(functools.partial(self._record_and_tidy, snapshot))
         return delivered
 
 

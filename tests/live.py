@@ -203,9 +203,15 @@ class EventStream:
     and ``history`` events wait apart, for ``next_change()`` and ``next_history()``.
     """
 
-    def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        path: str = "/graph/events/",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.path = path
+        self.headers = headers or {}
         self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.changes: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.history: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
@@ -215,7 +221,7 @@ class EventStream:
 
     async def _read(self) -> None:
         try:
-            async with aconnect_sse(self.client, "GET", self.path) as source:
+            async with aconnect_sse(self.client, "GET", self.path, headers=self.headers) as source:
                 self._opened.set_result(source.response)
                 async for event in source.aiter_sse():
                     if event.event == "change":
@@ -275,8 +281,10 @@ class EventStream:
 
 
 @contextlib.asynccontextmanager
-async def stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
-    events = EventStream(client)
+async def stream(
+    client: httpx.AsyncClient, headers: dict[str, str] | None = None
+) -> AsyncIterator[EventStream]:
+    events = EventStream(client, headers=headers)
     try:
         await events.open()
         yield events
