@@ -281,27 +281,30 @@ async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
     port = server.port
     server.stop()
     await page.wait_for_selector('.graphapp-state[data-state="reconnecting"]')
-    # Meanwhile another process changes the graph: the page must show it afterwards.
+    # Meanwhile another process changes the graph: the page must show it
+    # afterwards, in the numbers and (replayed) in the feed.
     shell = server.manage(
         "shell",
         "-c",
         "from graphapp.models import Node; "
-        "Node.objects.create(content='while the server was down', node_type='FACT')",
+        "print(Node.objects.create(content='while the server was down', node_type='FACT').pk)",
     )
     assert shell.returncode == 0, shell.stderr
+    while_down = int(shell.stdout.split()[-1])
     server.start(setup=False, port=port)
     await page.wait_for_selector('.graphapp-state[data-state="live"]')
     truth = await api_stats(server)
     await page.wait_for_function(shows_nodes(truth["nodes"]))
     assert truth["nodes"] == 1
-    await page.wait_for_selector('[data-feed] li[data-kind="note"]')
+    await page.locator(feed_entry("created", while_down)).wait_for()
     async with logged_in(server, "editor") as editor:
         created = await create_node(editor, server, node_type="CODE")
     await page.locator(feed_entry("created", created["id"])).wait_for()
     await page.wait_for_function(shows_nodes(2))
     keys = await feed_keys(page)
     assert len(keys) == len(set(keys))
-    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 1
+    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 2
+    assert await page.locator('[data-feed] li[data-kind="note"]').count() == 0
     assert await page.text_content(".graphapp-state") == "live"
 
 

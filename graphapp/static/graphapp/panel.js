@@ -70,7 +70,7 @@
     this.root = root;
     this.baseline = null;
     this.snapshot = null;
-    this.samples = []; // [server time ms, nodes, version], by version
+    this.samples = []; // [server time ms, nodes, version], by time
     this.skew = 0; // this browser's clock minus the server's, ms (about)
     this.range = 600; // seconds the chart shows
     this.recent = []; // the latest change events' data, as received
@@ -206,13 +206,15 @@
 
   /* -- the chart ---------------------------------------------------------- */
 
-  /* One snapshot's node count at its (server) time; each version once. */
+  /* One snapshot's node count at its (server) time, in time order; each version once. */
   Panel.prototype.sample = function (at, nodes, version) {
     if (Number.isNaN(at)) return;
     var samples = this.samples;
+    for (var seen = samples.length - 1; seen >= 0; seen -= 1) {
+      if (samples[seen][2] === version) return;
+    }
     var index = samples.length;
-    while (index > 0 && samples[index - 1][2] > version) index -= 1;
-    if (index > 0 && samples[index - 1][2] === version) return;
+    while (index > 0 && samples[index - 1][0] > at) index -= 1;
     samples.splice(index, 0, [at, nodes, version]);
     var since = samples[samples.length - 1][0] - CHART_KEEP_MS;
     while (samples.length > 2 && samples[1][0] < since) samples.shift();
