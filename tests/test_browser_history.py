@@ -6,21 +6,13 @@ from collections.abc import Callable
 
 from playwright.async_api import BrowserContext, Page
 
-from tests.live import LiveServer, create_node, logged_in
 from tests import test_browser
+from tests.live import LiveServer, create_node, logged_in
 from tests.test_browser import feed_entry, shows_nodes, sign_in, until_live
 
 pytestmark = test_browser.pytestmark
 browser = test_browser.browser  # the suite's Chromium and profile, as fixtures here
 context = test_browser.context
-    browser,
-    context,
-    feed_entry,
-    pytestmark,
-    shows_nodes,
-    sign_in,
-    until_live,
-)
 
 # Thirty nodes, then one recorded point a minute over the last half hour, as a
 # server would have left them: the node count rising from 1 to 30.
