@@ -17,7 +17,7 @@ from graphapp.checks import check_cross_process_updates, check_deployment
 from tests.live import LiveServer
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-REDIS = {
+REDIS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},

@@ -329,7 +329,7 @@ def test_sdist_and_wheel_carry_graphapps_version(distributions: Distributions) -
 
 def requirements(metadata: Message, extra: str | None = None) -> dict[str, Requirement]:
     """The Requires-Dist entries without a marker, or those only ``extra`` brings."""
-    found = {}
+    found: dict[str, Requirement] = {}
     for text in metadata.get_all("Requires-Dist") or []:
         requirement = Requirement(text)
         marker = requirement.marker
@@ -376,7 +376,7 @@ def test_pip_resolves_the_redis_extra_to_a_redis_py_below_8(
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    versions = {
+    versions: dict[str, str] = {
         canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
         for item in json.loads(done.stdout)["install"]
     }
