@@ -46,7 +46,12 @@ pytest: install chromium
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 	$(BIN)/nox --session "tests(django6.1)"
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
+
+# The documentation site (docs/, Sphinx with MyST) into build/docs/; a warning fails it.
+.PHONY: docs
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -b html docs build/docs
 
 # The README's screenshots (docs/screenshots); the suite's own go to build/screenshots.
 screenshots: install chromium

@@ -430,6 +430,17 @@ def test_the_new_project_passes_manage_py_check(project: NewProject) -> None:
     assert "graphapp." not in output, output
 
 
+def test_the_readmes_collectstatic_gathers_graphapps_static_files(project: NewProject) -> None:
+    assert any(line.endswith(" collectstatic --noinput") for line in project.outputs), "not run"
+    setting = "from django.conf import settings; print(settings.STATIC_ROOT)"
+    static_root = Path(project.manage("shell", "-c", setting).splitlines()[-1])
+    assert static_root.is_relative_to(project.cwd), static_root
+    source = ROOT / "graphapp" / "static"
+    shipped = {path.relative_to(source) for path in source.rglob("*") if path.is_file()}
+    collected = {path.relative_to(static_root) for path in static_root.rglob("*") if path.is_file()}
+    assert shipped - collected == set()
+
+
 def test_anonymous_visitors_are_sent_to_the_admin_login(project: NewProject) -> None:
     assert httpx.get(f"{project.url}/graph/events/").status_code == 403
     page = httpx.get(f"{project.url}/graph/live/")
