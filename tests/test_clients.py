@@ -195,24 +195,28 @@ CHROMIUM_PARAM = pytest.param(
 )
 
 
+# uvicorn still answers for a tenth of a second after the drain has ended its
+# streams: what their clients find there must not stop them.
+@pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
 @pytest.mark.parametrize("library", ["requests-sse", "eventsource", CHROMIUM_PARAM])
 async def test_a_reconnecting_client_reads_the_snapshot_first_and_comes_back_after_a_restart(
-    make_server: Callable[..., LiveServer], library: str
+    make_server: Callable[..., LiveServer], library: str, server_kind: str
 ) -> None:
-    server = make_server(graphapp={"RETRY": RETRY})
+    server = make_server(graphapp={"RETRY": RETRY}, server=server_kind)
     async with logged_in(server, "editor") as editor:
         session_id = editor.cookies["sessionid"]
         async with READERS[library](server, session_id) as reader:
             before = await snapshot_first_then_update(library, reader, server, editor)
             await asyncio.to_thread(server.restart)
-            # The drain's word, then the stream ends and the client comes back.
+            # The drain's word, then the stream ends and the client comes back
+            # (bounced meanwhile by the old process, if it reached it, with the
+            # same word alone).
             reconnect = await reader.next_event()
             assert reconnect["event"] == "reconnect", reader.seen
             assert json.loads(reconnect["data"])["retry"] <= 1000
-            while "open" not in (record := await reader.next()):
-                assert "event" not in record, reader.seen
-                assert "end" not in record, reader.seen
-            fresh = stats_of(await reader.next_event())
+            while (fresh := await reader.next_event())["event"] == "reconnect":
+                pass
+            fresh = stats_of(fresh)
             assert fresh["nodes"] == before["nodes"]
             await create_node(editor, server, node_type="CODE")
             after = stats_of(await reader.next_event())
