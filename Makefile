@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest chromium clean screenshots
+.PHONY: install run test lint typecheck pytest chromium node-clients clean screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,20 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will skip"; fi; }
 
+# Node's eventsource for tests/test_clients.py, in tests/js/node_modules only (the
+# versions of tests/js/package-lock.json); Debian's nodejs and npm when missing.
+NODE_CLIENTS := tests/js/node_modules/.package-lock.json
+$(NODE_CLIENTS): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-clients: $(NODE_CLIENTS)
+
 # Then the embedded run once more on the newest Django and Python (noxfile.py;
 # .venv itself is Django 5.2 on Python 3.11).
-pytest: install chromium
+pytest: install chromium node-clients
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 	$(BIN)/nox --session "tests(django6.1)"
@@ -58,7 +69,7 @@ screenshots: install chromium
 	GRAPHAPP_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_browser.py
 
 clean:
-	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules
 
 # Benchmarks (not part of `make test`): bench/ against django-eventstream, a bare
 # async view and the old polling design, in a venv of their own (.venv-bench) so

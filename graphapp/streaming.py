@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from graphapp import shutdown
 from graphapp.hubs import get_hub
 from graphapp.mailbox import StreamClosed, Subscriber
-from graphapp.wire import HEARTBEAT_FRAME, sse_frame
+from graphapp.wire import HEARTBEAT_FRAME, with_retry
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def event_stream(
     try:
         subscriber = await hub.subscribe(session, last_event_id)
         first = await subscriber.next(0.0) or b""
-        yield sse_frame(retry=retry) + first
+        yield with_retry(first, retry)
         sent = loop.time()
         while True:
             frame: bytes | None = None

@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import history, snapshots
+from graphapp import history, shutdown, snapshots
 from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
 from graphapp.forms import (
@@ -44,6 +44,8 @@ from graphapp.replay import parse_last_event_id
 from graphapp.revoke import session_digest
 from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
+
+EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
 async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
@@ -73,14 +75,26 @@ class EventStreamResponse(StreamingHttpResponse):
             self._slot.release()
 
 
+def _come_back_soon() -> HttpResponse:
+    """A stream asked for while this process shuts down: its final event alone.
+
+    An EventSource reconnects after a stream that ends, but stops for good on
+    an error status: a 503 here (the drain's own clients coming back before
+    the process stops listening) would end every standard client.
+    """
+    response = HttpResponse(shutdown.final_frame(), content_type=EVENT_STREAM)
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
 @require_GET
 @vary_on_cookie  # set by the session middleware only when the request's session is read
 async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update.
 
     403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
-    this user, 503 beyond ``MAX_CONNECTIONS`` in this process or while it shuts
-    down, both with ``Retry-After``.
+    this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
+    ``Retry-After``; while it shuts down, only the ``reconnect`` event.
     """
     user, allowed = await check_stream(request)
     session_key = request.session.session_key
@@ -92,6 +106,8 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     try:
         slot = stream_limits.acquire(key)
     except StreamRefused as refused:
+        if stream_limits.draining:
+            return _come_back_soon()
         refusal = JsonResponse({"error": refused.message}, status=refused.status)
         refusal["Retry-After"] = str(refused.retry_after)
         return refusal
@@ -112,7 +128,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
                 request.headers.get("Last-Event-ID", request.GET.get("last_event_id"))
             ),
         ),
-        content_type="text/event-stream; charset=utf-8",
+        content_type=EVENT_STREAM,
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
