@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/stats/", views.stats, name="api-stats"),
     path("api/nodes/", views.nodes, name="api-nodes"),
     path("api/health/", views.health, name="api-health"),
+    path("metrics/", views.metrics, name="metrics"),
 ]
