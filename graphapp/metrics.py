@@ -45,17 +45,10 @@ class GraphappCollector:
     """graphapp's counters of this process, read when Prometheus scrapes."""
 
     def collect(self) -> Iterator[Metric]:
-        hubs = all_hubs()
         yield GaugeMetricFamily(
             "graphapp_open_streams",
             "Event streams open in this process.",
-            value=sum(len(hub.subscribers) for hub in hubs),
-        )
-        yield GaugeMetricFamily(
-            "graphapp_stale",
-            "1 while this process tells its streams that it cannot confirm them "
-            "against the database.",
-            value=int(any(hub.running and hub.stale for hub in hubs)),
+            value=sum(len(hub.subscribers) for hub in all_hubs()),
         )
         refused = CounterMetricFamily(
             "graphapp_connects_refused",
