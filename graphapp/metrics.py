@@ -3,8 +3,8 @@
 Nothing here counts. At each scrape :class:`GraphappCollector` reads what the
 parts of graphapp count already: the hubs their streams, graphapp.limits the
 connects it refused, the publisher its publications, failures and lag,
-graphapp.snapshots its computations. So the numbers are those health reports,
-and a process that is never scraped pays nothing.
+graphapp.snapshots its computations. So these numbers and health's agree, and
+between scrapes a process pays a few increments and no more.
 
 :data:`registry` is graphapp's own, apart from prometheus_client's global one:
 a project's metrics and graphapp's mix only where the project registers one
