@@ -34,6 +34,7 @@ from django.dispatch import Signal
 from graphapp import history, replay, snapshots, transport, wire
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
+from graphapp.durations import Durations
 from graphapp.timers import Backoff, Window
 from graphapp.types import Snapshot
 
@@ -69,6 +70,9 @@ class Publisher:
         self.snapshots = 0  # snapshots computed
         self.last_published: datetime.datetime | None = None
         self.layer_failing = False
+        # Seconds from the first request a publication serves (a commit) to its send.
+        self.lag = Durations()
+        self._waiting_since: float | None = None  # the first request not yet taken
 
     # -- API for any thread -------------------------------------------------
 
@@ -77,6 +81,8 @@ class Publisher:
         cheap and never blocks."""
         with self._cond:
             self._requested += 1
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             if changes:
                 self._add_changes(changes)
             if self._thread is None or not self._thread.is_alive():
@@ -191,9 +197,10 @@ class Publisher:
                 window.start(time.monotonic())
                 with self._cond:
                     target = self._requested
+                    since, self._waiting_since = self._waiting_since, None
                 delivered = False
                 try:
-                    delivered = self._publish(senders.current(), retry)
+                    delivered = self._publish(senders.current(), retry, since)
                 except Exception:
                     # Unexpected: log it and keep serving; the thread must not die.
                     logger.exception("graphapp: publication failed")
@@ -202,8 +209,9 @@ class Publisher:
         finally:
             senders.close()
 
-    def _publish(self, sender: transport.Transport, retry: Backoff) -> bool:
-        """Compute, encode and send once; whether it reached the transport."""
+    def _publish(self, sender: transport.Transport, retry: Backoff, since: float | None) -> bool:
+        """Compute, encode and send once; whether it reached the transport.
+        ``since``: when the first request it serves was made (None for a retry)."""
         # Taken before the computation: every change taken was committed before
         # it starts, so the snapshot sent with them already shows them.
         changes = self._take_changes()
@@ -235,6 +243,8 @@ class Publisher:
         delivered = sender.send(dict(wire.stats_message(snapshot, encoded)))
         self.layer_failing = sender.failing
         if delivered:
+            if since is not None:
+                self.lag.observe(time.monotonic() - since)
             self.published += 1
             self.last_published = datetime.datetime.now(datetime.UTC)
         else:

@@ -15,6 +15,7 @@ import time
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from graphapp import history, ledger, replay, versions
+from graphapp.durations import Durations
 from graphapp.stats import compute_stats, one_snapshot
 from graphapp.types import Snapshot
 from graphapp.worker import DatabaseWorker
@@ -37,6 +38,8 @@ def _fallback_version() -> int:
 
 #: Snapshots computed in this process (publications and hubs alike; for health).
 taken = 0
+#: How long each that the database answered took (for graphapp.metrics).
+durations = Durations()
 
 
 def take() -> Snapshot:
@@ -47,9 +50,11 @@ def take() -> Snapshot:
     """
     global taken
     taken += 1
+    started = time.perf_counter()
     with one_snapshot():
         version = versions.read()
         stats = compute_stats()
+    durations.observe(time.perf_counter() - started)
     at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     return {
         "type": "update",

@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/nodes/", views.nodes, name="api-nodes"),
     path("api/history/", views.history_points, name="api-history"),
     path("api/health/", views.health, name="api-health"),
+    path("metrics/", views.metrics, name="metrics"),
 ]

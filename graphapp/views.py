@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -255,13 +256,27 @@ def _database_ok() -> bool:
     return True
 
 
+AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
+
+
+def staff_only(view: AsyncView) -> AsyncView:
+    """The operators' views (health, metrics): 403 for anyone but staff."""
+
+    @functools.wraps(view)
+    async def checked(request: HttpRequest) -> HttpResponse:
+        user = await request.auser()
+        if not (user.is_authenticated and user.is_staff):
+            return JsonResponse({"error": "Staff only."}, status=403)
+        return await view(request)
+
+    return checked
+
+
 @require_GET
 @never_cache
+@staff_only
 async def health(request: HttpRequest) -> HttpResponse:
     """For operators (staff): this process's streams, publisher and connections."""
-    user = await request.auser()
-    if not (user.is_authenticated and user.is_staff):
-        return JsonResponse({"error": "Staff only."}, status=403)
     hub = current_hub()
     layer = channel_layer()
     groups = getattr(layer, "groups", None)
@@ -291,3 +306,22 @@ async def health(request: HttpRequest) -> HttpResponse:
             "database_ok": await sync_to_async(_database_ok)(),
         }
     )
+
+
+@require_GET
+@never_cache
+@staff_only
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """For operators (staff): this process's metrics, for Prometheus to scrape.
+
+    501 when prometheus_client (the ``metrics`` extra) is not installed.
+    """
+    try:
+        from graphapp.metrics import exposition
+    except ModuleNotFoundError as exc:
+        if exc.name != "prometheus_client":
+            raise
+        message = "Metrics need prometheus_client: pip install 'graphapp[metrics]'."
+        return JsonResponse({"error": message}, status=501)
+    body, content_type = exposition(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
