@@ -28,7 +28,16 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests import services
 from tests.conftest import Servers
-from tests.live import ROOT, EventStream, LiveServer, create_node, health, logged_in, post_json
+from tests.live import (
+    EVENT_TIMEOUT,
+    ROOT,
+    EventStream,
+    LiveServer,
+    create_node,
+    health,
+    logged_in,
+    post_json,
+)
 from tests.site_setup import PASSWORD
 from tests.test_browser import ARGS, CHROMIUM, shows_nodes, until_live
 
@@ -57,7 +66,7 @@ class Nginx:
 
     prefix: Path
     upstreams: list[LiveServer]
-    static_root: Path
+    static_root: Path | None  # None: the server block forgets to set it
     balance: str = ""  # an upstream method (least_conn, ...); round robin if empty
     tls: bool = False
     port: int = field(default_factory=services.free_port)
@@ -79,6 +88,7 @@ class Nginx:
         # Run as root (a container), the workers would drop to nobody, who cannot
         # read the test's temporary directory.
         user = "user root;" if os.geteuid() == 0 else ""
+        static = f"set $graphapp_static_root {self.static_root};" if self.static_root else ""
         return f"""
             {user}
             worker_processes 1;
@@ -100,7 +110,7 @@ class Nginx:
                 server {{
                     listen {listen};
                     {tls}
-                    set $graphapp_static_root {self.static_root};
+                    {static}
                     include {SNIPPET};
                 }}
             }}
@@ -118,15 +128,19 @@ class Nginx:
         )
         return path
 
-    def start(self) -> None:
+    def command(self, *options: str) -> list[str]:
+        """nginx with this prefix and its configuration (written now), plus ``options``."""
         assert os.path.exists(NGINX), f"no nginx at {NGINX}: `make nginx` installs it"
-        self.prefix.mkdir(parents=True, exist_ok=True)
-        (self.prefix / "temp").mkdir(exist_ok=True)
+        (self.prefix / "temp").mkdir(parents=True, exist_ok=True)
         conf = self.prefix / "nginx.conf"
         conf.write_text(self.config())
+        return [NGINX, "-p", str(self.prefix), "-c", str(conf), *options]
+
+    def start(self) -> None:
+        command = self.command("-g", "daemon off;")
         with open(self.prefix / "stderr.log", "ab") as log:
             self.process = subprocess.Popen(
-                [NGINX, "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -203,6 +217,14 @@ async def sign_in(context: BrowserContext, nginx: Nginx, path: str) -> Page:
     return page
 
 
+def test_nginx_refuses_the_snippet_without_a_static_root(tmp_path: Path) -> None:
+    never_started = LiveServer(tmp_path, port=services.free_port())
+    nginx = Nginx(tmp_path / "nginx", [never_started], static_root=None)
+    checked = subprocess.run(nginx.command("-t"), capture_output=True, text=True, check=False)
+    assert checked.returncode != 0
+    assert 'unknown "graphapp_static_root" variable' in checked.stderr
+
+
 # A plain EventSource, as the README shows it: the browser's own reconnection.
 OPEN_EVENT_SOURCE = """() => {
     window.seen = [];
@@ -246,14 +268,35 @@ async def test_eventsource_and_live_page_survive_a_restart_of_the_upstream(
     await live.wait_for_function(shows_nodes(before + 1))
 
 
-def raw_get(nginx: Nginx, path: str, session: str) -> bytes:
-    """The first bytes nginx answers to a GET of ``path`` (b"" if it closes at once)."""
-    with socket.create_connection(("127.0.0.1", nginx.port), timeout=10) as connection:
-        connection.sendall(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{nginx.port}\r\n"
+@contextlib.asynccontextmanager
+async def raw_stream(port: int, path: str, session: str) -> AsyncIterator[bytes]:
+    """GET ``path`` from 127.0.0.1:``port`` as a signed-in EventSource would, on a
+    connection kept open for the block; yields the first bytes of the answer, b""
+    when the server closed the connection without one."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Accept: text/event-stream\r\nCookie: sessionid={session}\r\n\r\n".encode()
         )
-        return connection.recv(4096)
+        yield await asyncio.wait_for(reader.read(4096), EVENT_TIMEOUT)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def first_bytes(port: int, path: str, session: str) -> bytes:
+    async with raw_stream(port, path, session) as answer:
+        return answer
+
+
+OK = b"HTTP/1.1 200 OK\r\n"
+
+
+async def session_of(server: LiveServer, username: str) -> str:
+    async with logged_in(server, username) as client:
+        return client.cookies["sessionid"]
 
 
 async def test_in_the_gap_a_stream_gets_a_closed_connection_not_a_502(
@@ -261,13 +304,12 @@ async def test_in_the_gap_a_stream_gets_a_closed_connection_not_a_502(
 ) -> None:
     (server,) = servers.start(extra_env=PRODUCTION)
     nginx = proxy([server])
-    async with logged_in(server, "viewer") as viewer:
-        session = viewer.cookies["sessionid"]
-    assert raw_get(nginx, "/graph/events/", session).startswith(b"HTTP/1.1 200 OK\r\n")
+    session = await session_of(server, "viewer")
+    assert (await first_bytes(nginx.port, "/graph/events/", session)).startswith(OK)
 
     server.stop()
     # What an EventSource sees as a network error, and so reconnects after.
-    assert raw_get(nginx, "/graph/events/", session) == b""
+    assert await first_bytes(nginx.port, "/graph/events/", session) == b""
     async with httpx.AsyncClient(base_url=nginx.url) as client:
         # Pages, which a person reloads, get nginx's error page as usual.
         assert (await client.get("/accounts/login/")).status_code == 502
@@ -275,6 +317,39 @@ async def test_in_the_gap_a_stream_gets_a_closed_connection_not_a_502(
         script = await client.get("/static/graphapp/stream.js")
     assert script.status_code == 200
     assert script.content == (static_root / "graphapp" / "stream.js").read_bytes()
+
+
+async def test_a_stream_graphapp_refuses_with_503_gets_a_closed_connection(
+    servers: Servers, proxy: Callable[..., Nginx]
+) -> None:
+    # A full process says 503, as a draining one does: either would stop an
+    # EventSource for good.
+    (server,) = servers.start(graphapp={"MAX_CONNECTIONS": 1}, extra_env=PRODUCTION)
+    nginx = proxy([server])
+    session = await session_of(server, "viewer")
+    async with raw_stream(server.port, "/graph/events/", session) as held:
+        assert held.startswith(OK)
+        refused = await first_bytes(server.port, "/graph/events/", session)
+        assert refused.startswith(b"HTTP/1.1 503 ")
+        assert await first_bytes(nginx.port, "/graph/events/", session) == b""
+
+
+async def test_a_process_that_refuses_a_stream_hands_it_to_the_next(
+    servers: Servers, proxy: Callable[..., Nginx]
+) -> None:
+    full, free = servers.start(
+        2, extra_env=PRODUCTION, each=[{"graphapp": {"MAX_CONNECTIONS": 1}}, {}]
+    )
+    nginx = proxy([full, free])  # round robin: one of two streams is offered to `full`
+    session = await session_of(full, "viewer")
+    async with (
+        raw_stream(full.port, "/graph/events/", session) as held,
+        raw_stream(nginx.port, "/graph/events/", session) as first,
+        raw_stream(nginx.port, "/graph/events/", session) as second,
+    ):
+        answers = [held, first, second]
+        assert all(answer.startswith(OK) for answer in answers), answers
+        assert [(await health(full))["streams"], (await health(free))["streams"]] == [1, 2]
 
 
 @pytest.mark.services
