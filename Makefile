@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest chromium node-clients clean screenshots
+.PHONY: install run test lint typecheck pytest chromium node-clients nginx clean screenshots
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,9 +50,21 @@ $(NODE_CLIENTS): tests/js/package.json tests/js/package-lock.json
 
 node-clients: $(NODE_CLIENTS)
 
+# tests/test_nginx.py runs Debian's nginx with deploy/nginx/graphapp.conf, in a prefix
+# of its own. Installed like chromium; the system's nginx service is never started
+# (a policy-rc.d that refuses, for the time of the install, where none is in place).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    policy=/usr/sbin/policy-rc.d; ours=; \
+	    if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' >$$policy; chmod +x $$policy; ours=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	    status=$$?; [ -z "$$ours" ] || rm -f $$policy; exit $$status; \
+	  else echo "nginx is not installed and cannot be installed here: nginx tests will skip"; fi; }
+
 # Then the embedded run once more on the newest Django and Python (noxfile.py;
 # .venv itself is Django 5.2 on Python 3.11).
-pytest: install chromium node-clients
+pytest: install chromium node-clients nginx
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 	$(BIN)/nox --session "tests(django6.1)"
