@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from graphapp import views
 
@@ -10,4 +11,6 @@ urlpatterns = [
     path("api/stats/", views.stats, name="api-stats"),
     path("api/nodes/", views.nodes, name="api-nodes"),
     path("api/health/", views.health, name="api-health"),
+    # The panel's strings in the request's language, for panel.js's gettext().
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["graphapp"]), name="jsi18n"),
 ]
