@@ -192,3 +192,8 @@ async def test_the_api_explains_errors_in_the_language_asked_for(
         assert answer.json()["errors"]["momentum"] == [
             "Dieser Wert muss kleiner oder gleich 1.0 sein."  # Django's own, in German too
         ]
+    async with logged_in(live_server_default, "viewer") as viewer:
+        viewer.headers.update(GERMAN)
+        refused = await post_json(viewer, live_server_default, "/graph/api/nodes/", {})
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "Sie haben keine Berechtigung, Knoten anzulegen."
