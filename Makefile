@@ -7,6 +7,7 @@ PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck pytest chromium node-clients nginx clean screenshots
+.PHONY: gettext messages compilemessages
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,9 +63,27 @@ nginx:
 	    status=$$?; [ -z "$$ours" ] || rm -f $$policy; exit $$status; \
 	  else echo "nginx is not installed and cannot be installed here: nginx tests will skip"; fi; }
 
+# Translations (graphapp/locale) are extracted and compiled by GNU gettext's tools,
+# which tests/test_i18n.py runs too: install Debian's gettext when missing.
+gettext:
+	@{ command -v xgettext && command -v msgfmt; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+	  else echo "gettext is not installed and cannot be installed here: tests/test_i18n.py will fail"; fi; }
+
+# After changing a marked string: `make messages`, translate what is new or fuzzy in
+# graphapp/locale/de/LC_MESSAGES/*.po, then `make compilemessages` (the .mo files are
+# committed: a Django app ships them).
+messages: install gettext
+	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d django --no-obsolete
+	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d djangojs --no-obsolete
+
+compilemessages: install gettext
+	cd graphapp && $(abspath $(BIN))/python ../manage.py compilemessages
+
 # Then the embedded run once more on the newest Django and Python (noxfile.py;
 # .venv itself is Django 5.2 on Python 3.11).
-pytest: install chromium node-clients nginx
+pytest: install chromium node-clients nginx gettext
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 	$(BIN)/nox --session "tests(django6.1)"

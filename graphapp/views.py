@@ -18,6 +18,7 @@ from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
@@ -54,7 +55,8 @@ async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHEC
 
 
 def _forbidden() -> JsonResponse:
-    return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
+    message = gettext("You do not have permission to view the graph.")
+    return JsonResponse({"error": message}, status=403)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -200,7 +202,8 @@ def _create_nodes(payload: object) -> list[dict[str, Any]]:
     """
     items = payload if isinstance(payload, list) else [payload]
     if not items or len(items) > MAX_BATCH:
-        raise PayloadError({"__all__": [f"Send one node or a list of 1 to {MAX_BATCH} nodes."]})
+        message = gettext("Send one node or a list of 1 to %(most)d nodes.") % {"most": MAX_BATCH}
+        raise PayloadError({"__all__": [message]})
     errors: dict[str, FieldErrors] = {}
     created: list[dict[str, Any]] = []
     with transaction.atomic():
@@ -222,7 +225,9 @@ def _request_body(request: HttpRequest) -> bytes:
         return request.body
     except RequestDataTooBig as exc:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = f"The request body is larger than {limit:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        message = gettext(
+            "The request body is larger than %(limit)s bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        ) % {"limit": f"{limit:,}"}
         raise PayloadError({"__all__": [message]}) from exc
 
 
@@ -238,7 +243,8 @@ async def nodes(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"errors": query}, status=400)
         return JsonResponse({"nodes": await sync_to_async(_list_nodes)(query)})
     if not await _allowed(request, "ADD_PERMISSION_CHECK"):
-        return JsonResponse({"error": "You do not have permission to add nodes."}, status=403)
+        message = gettext("You do not have permission to add nodes.")
+        return JsonResponse({"error": message}, status=403)
     try:
         payload = parse_json(_request_body(request))
         created = await sync_to_async(_create_nodes)(payload)
@@ -266,7 +272,7 @@ def staff_only(view: AsyncView) -> AsyncView:
     async def checked(request: HttpRequest) -> HttpResponse:
         user = await request.auser()
         if not (user.is_authenticated and user.is_staff):
-            return JsonResponse({"error": "Staff only."}, status=403)
+            return JsonResponse({"error": gettext("Staff only.")}, status=403)
         return await view(request)
 
     return checked

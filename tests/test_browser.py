@@ -17,6 +17,8 @@ from typing import Any, LiteralString
 import psycopg
 import pytest
 from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.views.i18n import JavaScriptCatalog
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.live import ROOT, LiveServer, create_node, logged_in, post_json
@@ -542,6 +544,8 @@ class StandIn:
 
     def __init__(self) -> None:
         self.page = render_to_string("graphapp/live.html", {"show_admin_link": False}).encode()
+        catalog = JavaScriptCatalog.as_view(packages=["graphapp"])
+        self.catalog = catalog(RequestFactory().get("/graph/jsi18n/")).content
         self.greeting: list[bytes] = []
         self.streams: set[asyncio.Queue[bytes | None]] = set()
         self.connects = 0
@@ -596,6 +600,8 @@ class StandIn:
     def _answer(self, path: str) -> bytes:
         if path == "/graph/live/":
             return self._response(self.page, "text/html; charset=utf-8")
+        if path == "/graph/jsi18n/":  # the panel's strings (panel.js needs its gettext)
+            return self._response(self.catalog, "text/javascript")
         if path == "/graph/api/stats/":  # the access check after a stream ends: allowed
             return self._response(b"{}", "application/json")
         if path.startswith("/static/graphapp/") and (STATIC / Path(path).name).is_file():

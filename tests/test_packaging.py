@@ -239,17 +239,18 @@ def package_data() -> set[str]:
     package = ROOT / "graphapp"
     expected = {
         path.relative_to(ROOT).as_posix()
-        for folder in ("templates", "static", "migrations")
+        for folder in ("templates", "static", "locale", "migrations")
         for path in (package / folder).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     } | {"graphapp/py.typed"}
     assert {name for name in expected if name.endswith(".html")}, "no template found"
     assert {name for name in expected if name.endswith(".js")}, "no static file found"
     assert "graphapp/migrations/0001_initial.py" in expected
+    assert "graphapp/locale/de/LC_MESSAGES/djangojs.mo" in expected
     return expected
 
 
-def test_wheel_holds_templates_static_files_migrations_and_py_typed(
+def test_wheel_holds_templates_static_files_translations_migrations_and_py_typed(
     project: NewProject,
 ) -> None:
     with zipfile.ZipFile(wheel_of(project)) as wheel:

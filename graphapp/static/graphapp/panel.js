@@ -17,20 +17,42 @@
   var CHART_TICK_MS = 5000;
   var CHART_KEEP_MS = 86400000; // the longest range offered
   var CHART_MAX_SAMPLES = 20000; // a day of publications thinned to this at most
+  // gettext and its kin come from Django's JavaScript catalog (graphapp:jsi18n),
+  // loaded before this script.
+  var STATE_NAME = {
+    connecting: pgettext("connection state", "connecting"),
+    live: pgettext("connection state", "live"),
+    stale: pgettext("connection state", "stale"),
+    reconnecting: pgettext("connection state", "reconnecting"),
+    offline: pgettext("connection state", "offline"),
+    denied: pgettext("connection state", "denied"),
+  };
   var STATE_TEXT = {
-    connecting: "Connecting to the server",
-    live: "Connected: the numbers are current",
-    stale: "Stale: the server cannot confirm these numbers against the database, so they may be " +
-      "out of date; it keeps trying and turns live again by itself",
-    reconnecting: "Connection lost; reconnecting",
-    offline: "Offline: the numbers may be out of date; still retrying",
-    denied: "No access: signed out, or the permission was removed; reload the page to sign in",
+    connecting: gettext("Connecting to the server"),
+    live: gettext("Connected: the numbers are current"),
+    stale: gettext("Stale: the server cannot confirm these numbers against the database, so " +
+      "they may be out of date; it keeps trying and turns live again by itself"),
+    reconnecting: gettext("Connection lost; reconnecting"),
+    offline: gettext("Offline: the numbers may be out of date; still retrying"),
+    denied: gettext("No access: signed out, or the permission was removed; reload the page to " +
+      "sign in"),
+  };
+  // The names of tiers and types as the panel shows them (the keys are the server's).
+  var KEY_NAME = {
+    HOT: pgettext("tier", "HOT"),
+    WARM: pgettext("tier", "WARM"),
+    COLD: pgettext("tier", "COLD"),
+    FACT: pgettext("node type", "FACT"),
+    CONCEPT: pgettext("node type", "CONCEPT"),
+    CODE: pgettext("node type", "CODE"),
+    DREAM: pgettext("node type", "DREAM"),
+    ENTITY: pgettext("node type", "ENTITY"),
   };
   var SUMMARY_TEXT = {
-    created: ["+", "node created", "nodes created"],
-    deleted: ["\u2212", "node deleted", "nodes deleted"],
-    tier: ["", "node changed tier", "nodes changed tier"],
-    updated: ["", "node updated", "nodes updated"],
+    created: function (n) { return ngettext("+%s node created", "+%s nodes created", n); },
+    deleted: function (n) { return ngettext("\u2212%s node deleted", "\u2212%s nodes deleted", n); },
+    tier: function (n) { return ngettext("%s node changed tier", "%s nodes changed tier", n); },
+    updated: function (n) { return ngettext("%s node updated", "%s nodes updated", n); },
   };
 
   function el(tag, className, text) {
@@ -50,6 +72,17 @@
 
   function keyClass(key) { return "graphapp-key-" + String(key).toLowerCase(); }
 
+  /* Appends `format` (a translated string) to `node`, each %(name)s replaced by
+   * parts[name], text or an element: a translation may put them in any order. */
+  function fill(node, format, parts) {
+    format.split(/(%\(\w+\)s)/).forEach(function (piece) {
+      var name = /^%\((\w+)\)s$/.exec(piece);
+      if (name) node.append(parts[name[1]]);
+      else if (piece) node.append(piece);
+    });
+    return node;
+  }
+
   function signed(delta, digits) {
     var text = digits ? Math.abs(delta).toFixed(digits) : number(Math.abs(delta));
     if (delta > 0) return "+" + text;
@@ -62,7 +95,7 @@
     var span = el("span", "graphapp-chip");
     var swatch = el("span", "graphapp-swatch " + keyClass(key));
     swatch.setAttribute("aria-hidden", "true");
-    span.append(swatch, key);
+    span.append(swatch, KEY_NAME[key] || key);
     return span;
   }
 
@@ -107,7 +140,8 @@
     // Back after a disconnection, the server replays what this list missed
     // (or says it no longer can: see changed()).
     if (state === "live" && this.lostAt !== null && this.everLive && !this.disconnected) {
-      this.note("Confirmed again. Changes made while stale are in the numbers, perhaps not in this list.");
+      this.note(gettext("Confirmed again. Changes made while stale are in the numbers, perhaps " +
+        "not in this list."));
     }
     if (state === "live") { this.everLive = true; this.lostAt = null; this.disconnected = false; }
     else if (state !== "connecting") {
@@ -116,7 +150,7 @@
     }
     this.state = state;
     badge.dataset.state = state;
-    badge.replaceChildren(state);
+    badge.replaceChildren(STATE_NAME[state] || state);
     badge.title = STATE_TEXT[state] || state;
     if (state === "stale") this.confirmed(badge, confirmedAt);
     this.root.dataset.state = state;
@@ -127,14 +161,14 @@
     var at = confirmedAt === null ? null : new Date(confirmedAt);
     var part = el("span", "graphapp-state__confirmed");
     if (at === null) {
-      part.textContent = "never confirmed";
+      part.textContent = gettext("never confirmed");
     } else if (Number.isNaN(at.getTime())) {
-      part.textContent = "last confirmed at an unknown time";
+      part.textContent = gettext("last confirmed at an unknown time");
     } else {
       var time = el("time", "", moment(at));
       time.dateTime = at.toISOString();
-      part.append("last confirmed ", time);
-      badge.title += ". Last confirmed " + at.toLocaleString() + ".";
+      fill(part, gettext("last confirmed %(time)s"), { time: time });
+      badge.title += ". " + interpolate(gettext("Last confirmed %s."), [at.toLocaleString()]);
     }
     part.dataset.confirmed = confirmedAt === null ? "never" : confirmedAt;
     badge.append(" \u00b7 ", part);
@@ -148,9 +182,9 @@
     // edges and avg_entanglement are null where the server does not compute them
     // (GRAPHAPP["EDGES"] / ["ENTANGLEMENT"] off).
     var edges = snapshot.edges, entanglement = snapshot.avg_entanglement;
-    this.find("edges").textContent = edges === null ? "not counted" : number(edges);
+    this.find("edges").textContent = edges === null ? gettext("not counted") : number(edges);
     this.find("avg_entanglement").textContent =
-      entanglement === null ? "not computed" : entanglement.toFixed(3);
+      entanglement === null ? gettext("not computed") : entanglement.toFixed(3);
     this.delta("nodes", snapshot.nodes - base.nodes, 0);
     this.delta("edges", edges === null ? null : edges - base.edges, 0);
     this.delta("avg_entanglement",
@@ -178,7 +212,7 @@
     var rounded = digits ? Number(delta.toFixed(digits)) : delta;
     node.textContent = signed(rounded, digits);
     node.dataset.sign = rounded > 0 ? "up" : rounded < 0 ? "down" : "none";
-    node.title = "Change since this page opened";
+    node.title = gettext("Change since this page opened");
   };
 
   Panel.prototype.bars = function (name, counts, total, order) {
@@ -198,7 +232,7 @@
       track.appendChild(bar);
       var value = el("span", "graphapp-bar__value", number(counts[key]));
       value.dataset.count = key;
-      value.title = Math.round(share) + "% of all nodes";
+      value.title = interpolate(gettext("%s of all nodes"), [Math.round(share) + "%"]);
       item.append(label, track, value);
       return item;
     }));
@@ -267,8 +301,11 @@
       return x.toFixed(1) + "," + y.toFixed(1);
     }).join(" "));
     line.dataset.samples = shown.length;
-    summary.textContent = "From " + number(values[0]) + " to " + number(values[values.length - 1]) +
-      " nodes (lowest " + number(low) + ", highest " + number(high) + ").";
+    summary.textContent = interpolate(
+      gettext("From %(first)s to %(last)s nodes (lowest %(low)s, highest %(high)s)."), {
+        first: number(values[0]), last: number(values[values.length - 1]),
+        low: number(low), high: number(high),
+      }, true);
   };
 
   /* -- the feed ----------------------------------------------------------- */
@@ -282,7 +319,8 @@
     var data = JSON.parse(raw);
     if (data.gap) {
       // The server no longer holds what happened while this page was away.
-      this.note("Reconnected. Changes made while disconnected are in the numbers, not in this list.");
+      this.note(gettext("Reconnected. Changes made while disconnected are in the numbers, not in " +
+        "this list."));
       return;
     }
     var key = "change-" + (this.batches += 1);
@@ -315,7 +353,7 @@
   Panel.prototype.nodeEntry = function (change, key, at) {
     var item = this.entry(key, change.kind, at);
     item.dataset.node = change.id;
-    var name = "Node #" + change.id;
+    var name = interpolate(gettext("Node #%s"), [change.id]);
     var label = el("span", "graphapp-feed__node");
     if (this.adminUrl && change.kind !== "deleted") {
       var link = el("a", "", name);
@@ -325,17 +363,21 @@
       label.textContent = name;
     }
     item.append(label, " ", chip(change.node_type), " ");
-    if (change.kind === "created") item.append("created in ", chip(change.tier));
-    else if (change.kind === "deleted") item.append("deleted from ", chip(change.tier));
-    else if (change.kind === "tier") item.append("moved from ", chip(change.from), " to ", chip(change.tier));
-    else item.append(change.kind);
+    if (change.kind === "created") {
+      fill(item, gettext("created in %(tier)s"), { tier: chip(change.tier) });
+    } else if (change.kind === "deleted") {
+      fill(item, gettext("deleted from %(tier)s"), { tier: chip(change.tier) });
+    } else if (change.kind === "tier") {
+      fill(item, gettext("moved from %(from)s to %(to)s"), { from: chip(change.from), to: chip(change.tier) });
+    } else {
+      item.append(change.kind === "updated" ? gettext("updated") : change.kind);
+    }
     return item;
   };
 
   Panel.prototype.summaryEntry = function (kind, count, key, at) {
     var item = this.entry(key, "summary", at);
-    var words = SUMMARY_TEXT[kind];
-    item.append(el("strong", "", words[0] + number(count) + " " + (count === 1 ? words[1] : words[2])));
+    item.append(el("strong", "", interpolate(SUMMARY_TEXT[kind](count), [number(count)])));
     return item;
   };
 
