@@ -6,7 +6,8 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest chromium clean screenshots
+.PHONY: install run test lint typecheck pytest chromium node-clients nginx clean screenshots
+.PHONY: gettext messages compilemessages
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,21 +40,67 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will skip"; fi; }
 
+# Node's eventsource for tests/test_clients.py, in tests/js/node_modules only (the
+# versions of tests/js/package-lock.json); Debian's nodejs and npm when missing.
+NODE_CLIENTS := tests/js/node_modules/.package-lock.json
+$(NODE_CLIENTS): tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-clients: $(NODE_CLIENTS)
+
+# tests/test_nginx.py runs Debian's nginx with deploy/nginx/graphapp.conf, in a prefix
+# of its own. Installed like chromium; the system's nginx service is never started
+# (a policy-rc.d that refuses, for the time of the install, where none is in place).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    policy=/usr/sbin/policy-rc.d; ours=; \
+	    if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' >$$policy; chmod +x $$policy; ours=1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	    status=$$?; [ -z "$$ours" ] || rm -f $$policy; exit $$status; \
+	  else echo "nginx is not installed and cannot be installed here: nginx tests will skip"; fi; }
+
+# Translations (graphapp/locale) are extracted and compiled by GNU gettext's tools,
+# which tests/test_i18n.py runs too: install Debian's gettext when missing.
+gettext:
+	@{ command -v xgettext && command -v msgfmt; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null; \
+	  else echo "gettext is not installed and cannot be installed here: tests/test_i18n.py will fail"; fi; }
+
+# After changing a marked string: `make messages`, translate what is new or fuzzy in
+# graphapp/locale/de/LC_MESSAGES/*.po, then `make compilemessages` (the .mo files are
+# committed: a Django app ships them).
+messages: install gettext
+	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d django --no-obsolete
+	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d djangojs --no-obsolete
+
+compilemessages: install gettext
+	cd graphapp && $(abspath $(BIN))/python ../manage.py compilemessages
+
 # Then the embedded run once more on the newest Django and Python (noxfile.py;
 # .venv itself is Django 5.2 on Python 3.11).
-pytest: install chromium
+pytest: install chromium node-clients nginx gettext
 	$(BIN)/pytest
 	GRAPHAPP_SERVICES=1 $(BIN)/pytest
 	$(BIN)/nox --session "tests(django6.1)"
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
+
+# The documentation site (docs/, Sphinx with MyST) into build/docs/; a warning fails it.
+.PHONY: docs
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -b html docs build/docs
 
 # The README's screenshots (docs/screenshots); the suite's own go to build/screenshots.
 screenshots: install chromium
 	GRAPHAPP_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/test_browser.py
 
 clean:
-	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox .venv-bench staticfiles build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules
 
 # Benchmarks (not part of `make test`): bench/ against django-eventstream, a bare
 # async view and the old polling design, in a venv of their own (.venv-bench) so

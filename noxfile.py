@@ -54,6 +54,10 @@ def _patch_level(path: str) -> int:
     return int(match[1]) if match else -1
 
 
+# Only in the main .venv: the type checker, its stubs, and nox itself.
+MAIN_VENV_ONLY = {"django-stubs", "types-channels", "mypy", "nox"}
+
+
 def requirements(django: str) -> list[str]:
     """requirements.txt with this session's Django, without the type checkers'
     stubs (pinned to the main Django; mypy runs in the main .venv)."""
@@ -61,7 +65,7 @@ def requirements(django: str) -> list[str]:
     for text in (ROOT / "requirements.txt").read_text().splitlines():
         line = text.split(" #", 1)[0].strip()  # pip allows a comment after a pin
         name = re.split(r"[=<>\[ ]", line, maxsplit=1)[0].lower()
-        if not name or name.startswith("#") or name in {"django-stubs", "mypy", "nox"}:
+        if not name or name.startswith("#") or name in MAIN_VENV_ONLY:
             continue
         pins.append(f"Django=={django}" if name == "django" else line)
     return pins

@@ -1,1 +1,3 @@
 """graphapp: a knowledge graph in Django models, streamed live as Server-Sent Events."""
+
+__version__ = "0.2.0.dev0"

@@ -20,6 +20,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from graphapp import operations
 from graphapp.forms import number_bounds
@@ -62,7 +64,7 @@ def _with_live_keys(
 
 
 class TierFilter(admin.SimpleListFilter):
-    title = "tier"
+    title = _("tier")
     parameter_name = "tier"
     template = LIVE_FILTER_TEMPLATE
 
@@ -88,8 +90,8 @@ class OutgoingEdgeInline(EdgeInlineBase):
     formfield_overrides = WEIGHT_FORM_FIELD
     model = Edge
     fk_name = "source"
-    verbose_name = "outgoing edge"
-    verbose_name_plural = "outgoing edges"
+    verbose_name = _("outgoing edge")
+    verbose_name_plural = _("outgoing edges")
     raw_id_fields = ("target",)
     readonly_fields = ("created_at",)
     extra = 0
@@ -99,8 +101,8 @@ class IncomingEdgeInline(EdgeInlineBase):
     formfield_overrides = WEIGHT_FORM_FIELD
     model = Edge
     fk_name = "target"
-    verbose_name = "incoming edge"
-    verbose_name_plural = "incoming edges"
+    verbose_name = _("incoming edge")
+    verbose_name_plural = _("incoming edges")
     raw_id_fields = ("source",)
     readonly_fields = ("created_at",)
     extra = 0
@@ -127,38 +129,45 @@ class NodeAdmin(NodeAdminBase):
         degree = Coalesce(_count("source"), 0) + Coalesce(_count("target"), 0)
         return super().get_queryset(request).annotate(degree=degree)
 
-    @admin.display(description="content", ordering="content")
+    @admin.display(description=_("content"), ordering="content")
     def excerpt(self, node: Node) -> str:
         return node.excerpt()
 
-    @admin.display(description="tier", ordering="momentum")
+    @admin.display(description=_("tier"), ordering="momentum")
     def tier(self, node: Node) -> str:
         return str(node.tier.label)
 
-    @admin.display(description="age", ordering="-created_at")
+    @admin.display(description=_("age"), ordering="-created_at")
     def age(self, node: Node) -> str:
         return timesince(node.created_at)
 
-    @admin.display(description="degree", ordering="degree")
+    @admin.display(description=_("degree"), ordering="degree")
     def degree(self, node: Node) -> int:
         return int(getattr(node, "degree", 0))
 
-    @admin.action(description="Activate (boost) the selected nodes", permissions=["change"])
+    @admin.action(description=_("Activate (boost) the selected nodes"), permissions=["change"])
     def activate_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
         count = operations.activate(queryset)
-        self.message_user(request, f"Activated {count} node(s).", messages.SUCCESS)
+        message = ngettext("Activated %(count)d node.", "Activated %(count)d nodes.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Apply decay to the selected nodes", permissions=["change"])
+    @admin.action(description=_("Apply decay to the selected nodes"), permissions=["change"])
     def decay_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
         count = operations.decay(queryset)
-        self.message_user(request, f"Applied decay to {count} node(s).", messages.SUCCESS)
+        message = ngettext(
+            "Applied decay to %(count)d node.", "Applied decay to %(count)d nodes.", count
+        )
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Prune the selected cold nodes", permissions=["delete"])
+    @admin.action(description=_("Prune the selected cold nodes"), permissions=["delete"])
     def prune_cold_nodes(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
         count = operations.prune(queryset.filter(tier_q(Tier.COLD)))
-        self.message_user(
-            request, f"Pruned {count} cold node(s) and their edges.", messages.SUCCESS
+        message = ngettext(
+            "Pruned %(count)d cold node and its edges.",
+            "Pruned %(count)d cold nodes and their edges.",
+            count,
         )
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
 
 @admin.register(Edge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 from django.conf import settings
@@ -49,15 +50,43 @@ def check_cross_process_updates(app_configs: Any = None, **kwargs: Any) -> list[
 #: Seconds a shared layer may keep a member that stopped renewing (W004).
 GROUP_EXPIRY_AT_MOST = 3600
 REDIS_LAYERS = ("channels_redis.core.RedisChannelLayer",)
+#: redis-py's first major release whose default 5 s socket time-out cuts the
+#: blocking receive of channels-redis' layer short (W005, redis/redis-py#4091).
+#: RedisPubSubChannelLayer polls with short reads and is not affected.
+REDIS_PY_TOO_NEW = 8
+
+
+def _redis_layer(alias: str) -> dict[str, Any] | None:
+    """The settings of layer ``alias`` when it is a channels-redis RedisChannelLayer."""
+    layer: dict[str, Any] = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {})
+    return layer if layer.get("BACKEND") in REDIS_LAYERS else None
 
 
 def _group_expiry(alias: str) -> int | None:
     """The ``group_expiry`` of a channels-redis layer (its default: a day), else None."""
-    layer = getattr(settings, "CHANNEL_LAYERS", {}).get(alias, {})
-    if layer.get("BACKEND") not in REDIS_LAYERS:
+    layer = _redis_layer(alias)
+    if layer is None:
         return None
     expiry = layer.get("CONFIG", {}).get("group_expiry", 86400)
     return expiry if isinstance(expiry, int) else None
+
+
+def redis_py_version() -> str | None:
+    """The version of the installed redis-py, or None when it is not installed."""
+    try:
+        return importlib.metadata.version("redis")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _redis_py_too_new(alias: str) -> str | None:
+    """The installed redis-py's version when layer ``alias`` is channels-redis'
+    RedisChannelLayer and that version breaks its receive, else None."""
+    version = redis_py_version()
+    if _redis_layer(alias) is None or version is None:
+        return None
+    major = version.split(".", 1)[0]
+    return version if major.isdigit() and int(major) >= REDIS_PY_TOO_NEW else None
 
 
 BUFFERING_MIDDLEWARE = {
@@ -111,6 +140,20 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 hint=f"Set CONFIG['group_expiry'] to at most {GROUP_EXPIRY_AT_MOST} (e.g. 120): "
                 "graphapp's hubs renew their membership every quarter of it.",
                 id="graphapp.W004",
+            )
+        )
+    too_new = _redis_py_too_new(alias)
+    if too_new is not None:
+        messages.append(
+            Warning(
+                f"redis-py {too_new} is installed under CHANNEL_LAYERS[{alias!r}]: its default "
+                "5 s socket time-out ends the layer's blocking receive whenever the group is "
+                "quiet that long (redis/redis-py#4091), so every server process leaves and "
+                "joins graphapp's group again and again, and what is published meanwhile "
+                "reaches its streams only through their look at the database.",
+                hint='Install redis-py below 8: pip install "redis<8" (graphapp[redis] carries '
+                "that bound).",
+                id="graphapp.W005",
             )
         )
     for path in settings.MIDDLEWARE:

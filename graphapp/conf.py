@@ -32,6 +32,10 @@ class Config(TypedDict):
     SHUTDOWN_TIMEOUT: float
     EDGES: bool
     ENTANGLEMENT: bool
+    HISTORY_WINDOW: float
+    HISTORY_POINTS: int
+    CHANGE_LOG_RETENTION: float
+    CHANGE_LOG_LIMIT: int
 
 
 DEFAULTS: Final[Config] = {
@@ -82,6 +86,16 @@ DEFAULTS: Final[Config] = {
     # costliest part of a snapshot). Off, the field is null.
     "EDGES": True,
     "ENTANGLEMENT": True,
+    # Seconds of history kept (one point per published snapshot, graphapp.history)
+    # and sent to every new stream as ``event: history``.
+    "HISTORY_WINDOW": 86_400.0,
+    # The most points one history event carries: recent minutes keep more
+    # detail than older hours (graphapp.history.spans).
+    "HISTORY_POINTS": 300,
+    # Seconds, and publications, that the change log keeps for streams that
+    # reconnect with ``Last-Event-ID`` (graphapp.replay); older ones get a gap.
+    "CHANGE_LOG_RETENTION": 3_600.0,
+    "CHANGE_LOG_LIMIT": 10_000,
 }
 
 _NUMBERS: Final = (
@@ -91,7 +105,11 @@ _NUMBERS: Final = (
     "REVALIDATE_INTERVAL",
     "VERIFY_INTERVAL",
     "VERIFY_TIMEOUT",
+    "HISTORY_WINDOW",
+    "CHANGE_LOG_RETENTION",
 )
+# Enough for each of history's spans (at most four) to keep a few points.
+MIN_HISTORY_POINTS: Final = 40
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
 
 
@@ -103,10 +121,15 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
-    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER", "CHANGE_LIMIT"):
+    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER", "CHANGE_LIMIT", "CHANGE_LOG_LIMIT"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
+    points = merged["HISTORY_POINTS"]
+    if isinstance(points, bool) or not isinstance(points, int) or points < MIN_HISTORY_POINTS:
+        raise GraphappConfigError(
+            "HISTORY_POINTS", f"must be a whole number >= {MIN_HISTORY_POINTS}, not {points!r}"
+        )
     shutdown = merged["SHUTDOWN_TIMEOUT"]
     if isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0:
         raise GraphappConfigError(

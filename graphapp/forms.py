@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.http import QueryDict
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from graphapp import strictjson
 from graphapp.models import Node, NodeType, Tier
@@ -23,10 +25,16 @@ NODE_FIELDS: dict[str, tuple[type, ...]] = {
     "metadata": (dict,),
 }
 REQUIRED_FIELDS = ("content", "node_type")
-JSON_TYPE_NAMES = {str: "a string", int: "a number", float: "a number", dict: "an object"}
+# The whole message per JSON type: a translation cannot put a name inside a sentence.
+EXPECTED_TYPE = {
+    str: _("Expected a string."),
+    int: _("Expected a number."),
+    float: _("Expected a number."),
+    dict: _("Expected an object."),
+}
 MAX_BATCH = 1000
 MAX_METADATA_DEPTH = strictjson.MAX_DEPTH
-GIVEN_TWICE = "Given more than once."
+GIVEN_TWICE = _("Given more than once.")
 
 
 def number_bounds(field: models.Field[Any, Any]) -> dict[str, Any]:
@@ -59,32 +67,34 @@ def parse_json(body: bytes) -> Any:
         cause: Exception = exc
     except ValueError as exc:  # UnicodeDecodeError included
         problem, cause = str(exc), exc
-    errors: FieldErrors = {NON_FIELD_ERRORS: [f"Malformed JSON: {problem}."]}
+    message = gettext("Malformed JSON: %(problem)s.") % {"problem": problem}
+    errors: FieldErrors = {NON_FIELD_ERRORS: [message]}
     raise PayloadError(errors) from cause
 
 
 def _type_error(value: object, kinds: tuple[type, ...]) -> str | None:
     if isinstance(value, bool) or not isinstance(value, kinds):
-        return f"Expected {JSON_TYPE_NAMES[kinds[0]]}."
+        return str(EXPECTED_TYPE[kinds[0]])
     if isinstance(value, int | float) and strictjson.number_problem(value):
-        return "Expected a finite number (this one is beyond \u00b11.8e308)."
+        return gettext("Expected a finite number (this one is beyond ±1.8e308).")
     return None
 
 
 def json_type_errors(data: object) -> FieldErrors:
     """Errors a form would not see: unknown or repeated fields, values of the wrong JSON type."""
     if not isinstance(data, dict):
-        return {NON_FIELD_ERRORS: ["Expected a JSON object."]}
+        return {NON_FIELD_ERRORS: [gettext("Expected a JSON object.")]}
     errors: FieldErrors = {}
     for key in data:
         if key not in NODE_FIELDS:
-            errors[key] = [f"Unknown field; known fields: {', '.join(NODE_FIELDS)}."]
+            known = ", ".join(NODE_FIELDS)
+            errors[key] = [gettext("Unknown field; known fields: %(known)s.") % {"known": known}]
     for key in data.repeated if isinstance(data, strictjson.RepeatedKeys) else ():
-        errors.setdefault(key, []).append(GIVEN_TWICE)
+        errors.setdefault(key, []).append(str(GIVEN_TWICE))
     for key, kinds in NODE_FIELDS.items():
         if key not in data:
             if key in REQUIRED_FIELDS:
-                errors[key] = ["This field is required."]
+                errors[key] = [gettext("This field is required.")]
             continue
         problem = _type_error(data[key], kinds)
         if problem:
@@ -114,10 +124,12 @@ class NodeForm(NodeModelForm):
     def clean_content(self) -> str:
         value: str = self.cleaned_data["content"]
         if not value.strip():
-            raise forms.ValidationError("This field cannot be blank.")
+            raise forms.ValidationError(_("This field cannot be blank."))
         problem = strictjson.text_problem(value)
         if problem:
-            raise forms.ValidationError(f"The content {problem}.")
+            raise forms.ValidationError(
+                _("The content %(problem)s."), params={"problem": problem}
+            )
         return value
 
     def clean_metadata(self) -> dict[str, Any]:
@@ -154,22 +166,39 @@ class NodeQueryForm(forms.Form):
         # int() also takes " 5", "+5", "5.0" and other scripts' digits; the API does not.
         raw = self.data.get("limit", "")
         if raw and not re.fullmatch(r"[0-9]+", raw):
-            raise forms.ValidationError("Enter a whole number (digits 0-9 only).")
+            raise forms.ValidationError(_("Enter a whole number (digits 0-9 only)."))
         limit: int | None = self.cleaned_data["limit"]
         return limit
 
 
-def node_query(params: QueryDict) -> NodeQueryForm | FieldErrors:
-    """A valid NodeQueryForm for the query string, or the errors by parameter."""
+F = TypeVar("F", bound=forms.Form)
+
+
+class HistoryQueryForm(forms.Form):
+    """Filters of ``GET /graph/api/history/``."""
+
+    since = forms.DateTimeField(
+        required=False, help_text=_("ISO 8601; points at or after it (default: the whole window).")
+    )
+
+
+def parse_query(form_class: type[F], params: QueryDict) -> F | FieldErrors:
+    """A valid ``form_class`` for the query string, or the errors by parameter."""
     errors: FieldErrors = {}
     for name, values in params.lists():
-        if name not in NodeQueryForm.base_fields:
-            known = ", ".join(NodeQueryForm.base_fields)
-            errors[name] = [f"Unknown parameter; known parameters: {known}."]
+        if name not in form_class.base_fields:
+            known = ", ".join(form_class.base_fields)
+            message = gettext("Unknown parameter; known parameters: %(known)s.")
+            errors[name] = [message % {"known": known}]
         elif len(values) > 1:
-            errors[name] = [GIVEN_TWICE]
-    query = NodeQueryForm(params)
+            errors[name] = [str(GIVEN_TWICE)]
+    query = form_class(params)
     if not query.is_valid():
         for field, messages in query.errors.items():
             errors.setdefault(field, []).extend(str(message) for message in messages)
     return errors or query
+
+
+def node_query(params: QueryDict) -> NodeQueryForm | FieldErrors:
+    """A valid NodeQueryForm for the query string, or the errors by parameter."""
+    return parse_query(NodeQueryForm, params)

@@ -9,6 +9,12 @@ version the database holds has not arrived, and when it cannot read the
 database it tells its streams ``stale`` (and ``live`` again once it can). So
 streams converge to the database whatever the layer lost, and say so when they
 cannot. The hub starts with its first subscriber and stops with its last.
+
+It also keeps the history every new stream gets (graphapp.history: loaded
+once from the database, then grown by each snapshot it takes), and answers
+the streams that reconnect with ``Last-Event-ID`` with the changes they missed
+(graphapp.replay): one query for every stream asking the same, as the
+snapshot is one computation for every stream that connects before it ends.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.db import DatabaseError
 
-from graphapp import snapshots, transport, wire
+from graphapp import history, replay, snapshots, transport, wire
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.mailbox import Subscriber
@@ -30,6 +37,10 @@ from graphapp.types import Snapshot, StatsMessage, Status
 from graphapp.verify import Verdict, Verifier
 
 logger = logging.getLogger(__name__)
+
+# Replays held at once (one per distinct Last-Event-ID since the last change):
+# whatever ids clients send, a hub holds no more.
+MAX_REPLAYS = 256
 
 
 def _now() -> str:
@@ -52,6 +63,13 @@ class Hub:
         self._loading: asyncio.Task[None] | None = None
         self._reading: concurrent.futures.Future[int | None] | None = None
         self._refreshing: concurrent.futures.Future[Snapshot] | None = None
+        self.timeline = history.Timeline()
+        self._history_loading: asyncio.Task[None] | None = None
+        self._history_frame: tuple[str, bytes] = ("", b"")
+        self._replays: dict[tuple[int, int], asyncio.Future[str]] = {}
+        # Subscribers that came while there was no snapshot (the database
+        # failing): their history comes with their first snapshot.
+        self._awaiting_history: set[Subscriber] = set()
 
     @property
     def running(self) -> bool:
@@ -67,8 +85,9 @@ class Hub:
 
     # -- streams ---------------------------------------------------------------
 
-    async def subscribe(self, session: str = "") -> Subscriber:
-        """A subscriber holding the latest snapshot (and the status, when stale).
+    async def subscribe(self, session: str = "", last_event_id: int | None = None) -> Subscriber:
+        """A subscriber holding the latest snapshot, the history, the changes
+        missed since ``last_event_id`` when given, and the status when stale.
 
         ``session`` (a digest, see graphapp.revoke) lets a logout end it at once.
         """
@@ -83,18 +102,72 @@ class Hub:
                 if self._loading is None or self._loading.done():
                     self._loading = asyncio.create_task(self._refresh())
                 await asyncio.shield(self._loading)
+            if not self.timeline.loaded:
+                if self._history_loading is None or self._history_loading.done():
+                    self._history_loading = asyncio.create_task(self._load_history())
+                await asyncio.shield(self._history_loading)
+            upto = self.latest_version
+            missed = "" if last_event_id is None or upto < 0 else await self._replay(last_event_id)
         except BaseException:
             # Cancelled (the client left) while waiting: leave nothing.
             self.unsubscribe(subscriber)
             raise
-        if self.latest is not None:
+        if self.latest is None:
+            self._awaiting_history.add(subscriber)
+        else:
             subscriber.offer(self.latest)
+            if self.timeline.loaded:
+                subscriber.offer_history(self._history())
+        if missed:
+            subscriber.offer_missed(upto, wire.change_frame(missed))
         if self.stale:
             subscriber.offer_status(wire.status_frame(self.status))
         return subscriber
 
+    def _history(self) -> bytes:
+        data = self.timeline.data()
+        if data is not self._history_frame[0]:
+            self._history_frame = (data, wire.history_frame(data))
+        return self._history_frame[1]
+
+    async def _load_history(self) -> None:
+        timeline = self.timeline
+        try:
+            async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
+                points = await asyncio.wrap_future(snapshots.worker.submit(history.load))
+        except (TimeoutError, DatabaseError) as exc:
+            # New streams go without a history event until a load succeeds.
+            logger.warning("graphapp: history not loaded: %s: %s", type(exc).__name__, exc)
+            return
+        for point in points:
+            timeline.add(point)
+        timeline.loaded = True
+
+    async def _replay(self, after: int) -> str:
+        """The changes logged after ``after`` up to the latest snapshot (the
+        ``change`` event's data, ``""`` for none), or a gap when the database
+        cannot tell; shared by every stream asking the same."""
+        upto = self.latest_version
+        if after == upto:
+            return ""
+        key = (after, upto)
+        reading = self._replays.get(key)
+        if reading is None:
+            if len(self._replays) >= MAX_REPLAYS:
+                self._replays.clear()
+            reading = asyncio.wrap_future(snapshots.worker.submit(replay.missed, after, upto))
+            self._replays[key] = reading
+        try:
+            async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
+                return await asyncio.shield(reading)
+        except (TimeoutError, DatabaseError) as exc:
+            self._replays.pop(key, None)
+            logger.warning("graphapp: missed changes not read: %s: %s", type(exc).__name__, exc)
+            return replay.gap(upto)
+
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
+        self._awaiting_history.discard(subscriber)
         if not self.subscribers:
             self._stop()
 
@@ -113,6 +186,7 @@ class Hub:
 
     def _end(self, ending: list[Subscriber], final: Callable[[], bytes] | None = None) -> int:
         self.subscribers.difference_update(ending)
+        self._awaiting_history.difference_update(ending)
         for subscriber in ending:
             subscriber.close(final() if final is not None else b"")
         if not self.subscribers:
@@ -136,6 +210,8 @@ class Hub:
         # A load in progress finishes for the subscribers awaiting it; nobody
         # else sees its result (_accept ignores it while not running).
         self._tasks, self._loading, self._reading, self._refreshing = [], None, None, None
+        self.timeline, self._history_loading, self._replays = history.Timeline(), None, {}
+        self._awaiting_history.clear()
         # What we held may be stale by the time someone subscribes again.
         self.latest, self.latest_version, self.latest_state = None, -1, ""
         self.stale, self.joined = False, False
@@ -163,11 +239,17 @@ class Hub:
             return
         version = message["version"]
         if replace or version > self.latest_version:
+            self._replays.clear()  # they ended at an older version
+            self._add_point(message)
             if message["state"] != self.latest_state:
                 frame = wire.stats_frame(version, message["data"])
                 self.latest, self.latest_state = frame, message["state"]
                 for subscriber in self.subscribers:
                     subscriber.offer(frame)
+                if self._awaiting_history and self.timeline.loaded:
+                    for subscriber in self._awaiting_history:
+                        subscriber.offer_history(self._history())
+                    self._awaiting_history.clear()
             self.latest_version = version
         changes = message.get("changes")
         if changes is not None:
@@ -176,12 +258,21 @@ class Hub:
             # the changes do: each publication's come once, whatever its order.
             self._accept_changes(version, changes["data"])
 
+    def _add_point(self, message: StatsMessage) -> None:
+        try:
+            point = history.Point.of(json.loads(message["data"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("graphapp: a snapshot without the fields of a history point: %r", exc)
+            return
+        self.timeline.add(point)
+
     def _accept_changes(self, version: int, data: str) -> None:
         try:
             changes = ChangeBatch.decode(data, get_config()["CHANGE_LIMIT"])
         except ValueError as exc:
             logger.warning("graphapp: ignored a malformed change message: %s", exc)
             return
+        self._replays.clear()  # a replay read before these were logged lacks them
         frame = wire.change_frame(data)
         for subscriber in self.subscribers:
             subscriber.offer_changes(version, changes, frame)
@@ -246,6 +337,8 @@ class Hub:
             self._unconfirmed(f"{type(exc).__name__}: {exc}")
             return
         self._take(snapshot, replace=replace)
+        # A version no publication brought (a writer outside Django) is history too.
+        snapshots.worker.submit(history.record, snapshot)
         snapshots.worker.submit(snapshots.tidy)
 
     def _take(self, snapshot: Snapshot, *, replace: bool) -> None:

@@ -12,8 +12,13 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Hashable
+from typing import Final
 
 from graphapp.conf import get_config
+
+#: Why a connect is refused: the process shuts down, the user holds
+#: MAX_CONNECTIONS_PER_USER streams, the process holds MAX_CONNECTIONS.
+REFUSALS: Final = ("draining", "per_user", "per_process")
 
 
 class StreamRefused(Exception):
@@ -52,6 +57,8 @@ class StreamLimits:
         self.total = 0
         self.per_user: Counter[Hashable] = Counter()
         self.draining = False
+        # Connects refused so far, by reason (every reason present from the start).
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSALS, 0))
         # Called (under the lock, from any thread) when the last stream ends.
         self.on_empty: Callable[[], object] | None = None
 
@@ -62,8 +69,10 @@ class StreamLimits:
         retry_after = max(1, math.ceil(config["RETRY"] / 1000))
         with self.lock:
             if self.draining:
+                self.refused["draining"] += 1
                 raise StreamRefused(503, "This server process is shutting down.", 1)
             if self.per_user[user] >= config["MAX_CONNECTIONS_PER_USER"]:
+                self.refused["per_user"] += 1
                 raise StreamRefused(
                     429,
                     f"Too many open streams for this user "
@@ -71,6 +80,7 @@ class StreamLimits:
                     retry_after,
                 )
             if self.total >= config["MAX_CONNECTIONS"]:
+                self.refused["per_process"] += 1
                 raise StreamRefused(
                     503,
                     f"This server process holds its maximum of {config['MAX_CONNECTIONS']} "

@@ -2,7 +2,9 @@
 
 It holds at most the latest snapshot, one batch of changes (pending change
 messages merge into it, past ``CHANGE_LIMIT`` into counts per kind) and the
-latest status, so a slow client never delays the others and never holds more.
+latest status, so a slow client never delays the others and never holds more;
+and, for a new stream, the history and the changes it missed
+(graphapp.history, graphapp.replay), each once.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ class Subscriber:
         "_changes",
         "_closed",
         "_frame",
+        "_history",
+        "_missed",
         "_ready",
         "_status",
         "_waiter",
         "final",
+        "replayed_through",
         "session",
     )
 
@@ -40,6 +45,11 @@ class Subscriber:
         self._frame: bytes | None = None
         self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._status: bytes | None = None
+        self._history: bytes | None = None
+        self._missed: bytes | None = None
+        # Changes up to this version came in the replay; a late live message
+        # of one of them (another process's, overtaken) is not sent again.
+        self.replayed_through = -1
         self._ready = False  # something to send, or closed
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -58,12 +68,24 @@ class Subscriber:
     def offer_changes(self, version: int, changes: ChangeBatch, frame: bytes) -> None:
         """Changes framed once by the hub; merged with unsent ones (then framed
         for this subscriber alone) so that a slow reader holds one bounded batch."""
+        if version <= self.replayed_through:
+            return
         if self._changes is not None:
             merged = ChangeBatch(changes.limit)
             merged.merge(self._changes[1])
             merged.merge(changes)
             changes, frame = merged, change_frame(merged.encode(version))
         self._changes = (version, changes, frame)
+        self._wake()
+
+    def offer_history(self, frame: bytes) -> None:
+        self._history = frame
+        self._wake()
+
+    def offer_missed(self, version: int, frame: bytes) -> None:
+        """The changes missed up to ``version``, framed; sent before live ones."""
+        self.replayed_through = version
+        self._missed = frame
         self._wake()
 
     def offer_status(self, frame: bytes) -> None:
@@ -83,11 +105,12 @@ class Subscriber:
         return self._pending()
 
     def _pending(self) -> bytes | None:
-        # The snapshot first (it already counts the changes), the status last
+        # The snapshot first (it already counts the changes), then the history
+        # it ends, the changes missed before the live ones, and the status last
         # (it speaks of the snapshot).
-        parts = [part for part in (self._frame, self._changes_frame(), self._status) if part]
-        self._frame = self._changes = self._status = None
-        return b"".join(parts) or None
+        parts = (self._frame, self._history, self._missed, self._changes_frame(), self._status)
+        self._frame = self._history = self._missed = self._changes = self._status = None
+        return b"".join(part for part in parts if part) or None
 
     def _changes_frame(self) -> bytes | None:
         return self._changes[2] if self._changes is not None else None

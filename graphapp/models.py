@@ -17,6 +17,7 @@ from django.core.validators import (
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 HOT_THRESHOLD: Final = 0.8
 WARM_THRESHOLD: Final = 0.4
@@ -40,17 +41,17 @@ WEIGHT_MAX: Final = 1.0
 
 
 class NodeType(models.TextChoices):
-    FACT = "FACT", "Fact"
-    CONCEPT = "CONCEPT", "Concept"
-    CODE = "CODE", "Code"
-    DREAM = "DREAM", "Dream"
-    ENTITY = "ENTITY", "Entity"
+    FACT = "FACT", _("Fact")
+    CONCEPT = "CONCEPT", _("Concept")
+    CODE = "CODE", _("Code")
+    DREAM = "DREAM", _("Dream")
+    ENTITY = "ENTITY", _("Entity")
 
 
 class Tier(models.TextChoices):
-    HOT = "HOT", "Hot"
-    WARM = "WARM", "Warm"
-    COLD = "COLD", "Cold"
+    HOT = "HOT", _("Hot")
+    WARM = "WARM", _("Warm")
+    COLD = "COLD", _("Cold")
 
 
 def tier_of(momentum: float) -> Tier:
@@ -78,7 +79,7 @@ def validate_finite(value: float) -> None:
     NaN through: it compares false with every number."""
     if not math.isfinite(value):
         raise ValidationError(
-            "Enter a finite number, not %(value)s.", code="finite", params={"value": value}
+            _("Enter a finite number, not %(value)s."), code="finite", params={"value": value}
         )
 
 
@@ -87,20 +88,25 @@ def _empty_metadata() -> dict[str, Any]:
 
 
 class Node(models.Model):
-    content = models.TextField(validators=[MaxLengthValidator(MAX_CONTENT_LENGTH)])
-    node_type = models.CharField(max_length=16, choices=NodeType.choices)
+    content = models.TextField(
+        _("content"), validators=[MaxLengthValidator(MAX_CONTENT_LENGTH)]
+    )
+    node_type = models.CharField(_("node type"), max_length=16, choices=NodeType.choices)
     momentum = models.FloatField(
+        _("momentum"),
         default=1.0,
         validators=[validate_finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    last_accessed = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    last_accessed = models.DateTimeField(_("last accessed"), default=timezone.now)
     # The moment through which decay has been applied: decay counts only the
     # time after it, so the same hours are never counted twice.
-    decayed_at = models.DateTimeField(default=timezone.now)
-    metadata = models.JSONField(default=_empty_metadata, blank=True)
+    decayed_at = models.DateTimeField(_("decayed at"), default=timezone.now)
+    metadata = models.JSONField(_("metadata"), default=_empty_metadata, blank=True)
 
     class Meta:
+        verbose_name = _("node")
+        verbose_name_plural = _("nodes")
         ordering: ClassVar = ["-momentum", "-id"]
         constraints: ClassVar = [
             models.CheckConstraint(
@@ -166,17 +172,26 @@ class Edge(models.Model):
     # No index of its own: graphapp_edge_source_weight and the unique pair both
     # start with source_id.
     source = models.ForeignKey(
-        Node, on_delete=models.CASCADE, related_name="outgoing", db_index=False
+        Node,
+        on_delete=models.CASCADE,
+        related_name="outgoing",
+        db_index=False,
+        verbose_name=_("source"),
     )
-    target = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="incoming")
+    target = models.ForeignKey(
+        Node, on_delete=models.CASCADE, related_name="incoming", verbose_name=_("target")
+    )
     relation = models.CharField(
+        _("relation"),
         max_length=64,
         default="relates_to",
-        validators=[RegexValidator(RELATION_PATTERN, "Use snake_case, e.g. relates_to.")],
-        help_text="e.g. relates_to, same_file, same_cycle, semantic, implements, improves, "
-        "depends_on",
+        validators=[RegexValidator(RELATION_PATTERN, _("Use snake_case, e.g. relates_to."))],
+        help_text=_(
+            "e.g. relates_to, same_file, same_cycle, semantic, implements, improves, depends_on"
+        ),
     )
     weight = models.FloatField(
+        _("weight"),
         default=1.0,
         validators=[
             validate_finite,
@@ -184,9 +199,11 @@ class Edge(models.Model):
             MaxValueValidator(WEIGHT_MAX),
         ],
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("edge")
+        verbose_name_plural = _("edges")
         ordering: ClassVar = ["id"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["source", "target"], name="graphapp_edge_one_per_pair"),
@@ -205,3 +222,45 @@ class Edge(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.source_id} -[{self.relation}]-> #{self.target_id}"
+
+
+class HistoryPoint(models.Model):
+    """One published snapshot's totals, kept for ``HISTORY_WINDOW`` (graphapp.history).
+
+    ``at_ms`` is the snapshot's own time in milliseconds since the epoch: an
+    integer, so that both databases bucket points with the same integer division.
+    """
+
+    version = models.BigIntegerField(primary_key=True)
+    at_ms = models.BigIntegerField(db_index=True)
+    nodes = models.BigIntegerField()
+    edges = models.BigIntegerField(null=True)
+    tiers = models.JSONField()
+    types = models.JSONField()
+
+    class Meta:
+        ordering: ClassVar = ["version"]
+
+    def __str__(self) -> str:
+        return f"version {self.version}: {self.nodes} nodes"
+
+
+class LoggedChanges(models.Model):
+    """The node changes of one publication, kept for replay (graphapp.replay).
+
+    ``data`` is the ``change`` event's data as it was sent. A row with empty
+    ``data`` marks where the log was pruned: the changes up to its version are
+    no longer held.
+    """
+
+    # Not the key: two processes may publish different changes under one version.
+    version = models.BigIntegerField(db_index=True)
+    at_ms = models.BigIntegerField(db_index=True)
+    data = models.TextField()
+
+    class Meta:
+        ordering: ClassVar = ["version", "id"]
+        verbose_name_plural = _("logged changes")
+
+    def __str__(self) -> str:
+        return f"changes up to version {self.version}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import datetime
+import functools
 import logging
 import threading
 import time
@@ -30,9 +31,10 @@ from typing import Any, Final
 from django.db import DatabaseError
 from django.dispatch import Signal
 
-from graphapp import snapshots, transport, wire
+from graphapp import history, replay, snapshots, transport, wire
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
+from graphapp.durations import Durations
 from graphapp.timers import Backoff, Window
 from graphapp.types import Snapshot
 
@@ -68,6 +70,9 @@ class Publisher:
         self.snapshots = 0  # snapshots computed
         self.last_published: datetime.datetime | None = None
         self.layer_failing = False
+        # Seconds from the first request a publication serves (a commit) to its send.
+        self.lag = Durations()
+        self._waiting_since: float | None = None  # the first request not yet taken
 
     # -- API for any thread -------------------------------------------------
 
@@ -76,6 +81,8 @@ class Publisher:
         cheap and never blocks."""
         with self._cond:
             self._requested += 1
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             if changes:
                 self._add_changes(changes)
             if self._thread is None or not self._thread.is_alive():
@@ -107,6 +114,43 @@ class Publisher:
         snapshot = snapshots.take()
         self.snapshots += 1
         return snapshot
+
+    def _compute(self, changes: ChangeBatch | None) -> tuple[Snapshot, str | None]:
+        """On the snapshot worker: the snapshot, and its changes encoded and logged."""
+        snapshot = self.snapshot()
+        if not changes:
+            return snapshot, None
+        # Before the send: a stream that saw this version and reconnects
+        # anywhere finds its changes in the log.
+        return snapshot, self._log(changes, snapshot["version"])
+
+    def _record_and_tidy(self, snapshot: Snapshot) -> None:
+        history.record(snapshot)
+        snapshots.tidy()
+
+    def _log_and_tidy(self, changes: ChangeBatch | None) -> None:
+        if changes:
+            self._log(changes)
+        snapshots.tidy()
+
+    def _log(self, changes: ChangeBatch, version: int | None = None) -> str:
+        """On the snapshot worker: log ``changes`` under ``version`` (by default
+        the graph's version now, which every change taken is part of); their
+        encoding. A failing database is logged and loses only their replay."""
+        encoded = ""
+        try:
+            if version is None:
+                version = snapshots.current_version() or 0
+            encoded = changes.encode(version)
+            replay.record(version, encoded)
+        except DatabaseError as exc:
+            logger.error(
+                "graphapp: changes not logged, a stream reconnecting across them will not "
+                "replay them: %s: %s",
+                type(exc).__name__,
+                exc,
+            )
+        return encoded
 
     def _add_changes(self, changes: ChangeBatch) -> None:
         # Called with self._cond held.
@@ -153,9 +197,10 @@ class Publisher:
                 window.start(time.monotonic())
                 with self._cond:
                     target = self._requested
+                    since, self._waiting_since = self._waiting_since, None
                 delivered = False
                 try:
-                    delivered = self._publish(senders.current(), retry)
+                    delivered = self._publish(senders.current(), retry, since)
                 except Exception:
                     # Unexpected: log it and keep serving; the thread must not die.
                     logger.exception("graphapp: publication failed")
@@ -164,20 +209,24 @@ class Publisher:
         finally:
             senders.close()
 
-    def _publish(self, sender: transport.Transport, retry: Backoff) -> bool:
-        """Compute, encode and send once; whether it reached the transport."""
+    def _publish(self, sender: transport.Transport, retry: Backoff, since: float | None) -> bool:
+        """Compute, encode and send once; whether it reached the transport.
+        ``since``: when the first request it serves was made (None for a retry)."""
         # Taken before the computation: every change taken was committed before
         # it starts, so the snapshot sent with them already shows them.
         changes = self._take_changes()
         if not sender.audience and not _has_receivers():
-            # In-memory layer and no stream in this process (a shell, a command):
-            # nobody to tell. The servers see the commit through their database;
-            # the writes appended to fold are folded here all the same.
+            # In-memory layer and no stream in this process (a shell, a command,
+            # a server whose clients are away): nobody to tell. The servers see
+            # the commit through their database, and a stream that reconnects
+            # finds the changes in the log; the writes appended to fold are
+            # folded here all the same.
             retry.succeeded()
-            snapshots.worker.submit(snapshots.tidy)
+            # Waited for: a command that exits next must not take them along.
+            snapshots.worker.call(functools.partial(self._log_and_tidy, changes))
             return True
         try:
-            snapshot = snapshots.worker.call(self.snapshot)
+            snapshot, encoded = snapshots.worker.call(functools.partial(self._compute, changes))
         except DatabaseError as exc:
             logger.error(
                 "graphapp: statistics not computed, nothing published: %s: %s",
@@ -191,10 +240,11 @@ class Publisher:
             self.failures += 1
             return False
         retry.succeeded()
-        encoded = changes.encode(snapshot["version"]) if changes else None
         delivered = sender.send(dict(wire.stats_message(snapshot, encoded)))
         self.layer_failing = sender.failing
         if delivered:
+            if since is not None:
+                self.lag.observe(time.monotonic() - since)
             self.published += 1
             self.last_published = datetime.datetime.now(datetime.UTC)
         else:
@@ -202,7 +252,9 @@ class Publisher:
         _notify(graph_stats_published, snapshot=snapshot)
         if changes:
             _notify(graph_changes_published, changes=changes.data(snapshot["version"]))
-        snapshots.worker.submit(snapshots.tidy)  # after the send: off the path to the streams
+        # After the send (off the path to the streams), and waited for: a
+        # command that exits next must not take its history point along.
+        snapshots.worker.call(functools.partial(self._record_and_tidy, snapshot))
         return delivered
 
 

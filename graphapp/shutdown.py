@@ -3,17 +3,11 @@
 Neither daphne nor uvicorn ends a response that never ends by itself: daphne
 drops the connections, uvicorn waits for them (for ever, without
 ``--timeout-graceful-shutdown``). So graphapp puts its own handler in front of
-the server's: it turns new streams away (see below), tells every open stream to
-reconnect soon (a ``retry:`` of at most one second, spread so that browsers do
-not all come back in the same instant) and ends it cleanly, waits until they
-are gone or ``SHUTDOWN_TIMEOUT`` passes, and only then calls the server's own
-handler. A second signal goes straight to the server.
-
-A stream asked for meanwhile gets the same hint and ends at once, not a 503
-(which stops an EventSource for good): the process still accepts for a moment
-after the drain, and with a shared listening socket (a zero-downtime restart)
-the next process accepts beside it, so the client comes back to one that
-serves it.
+the server's: it tells every open stream to reconnect soon (a ``reconnect``
+event whose ``retry:`` is at most one second, spread so that browsers do not
+all come back in the same instant) and ends it cleanly, answers a new stream
+with that event alone, waits until the streams are gone or ``SHUTDOWN_TIMEOUT``
+passes, and only then calls the server's own handler. A second signal goes straight to the server.
 
 The handler is installed by the first stream, from the thread that runs the
 server's event loop (signal handlers can only be set from the main thread);
@@ -37,7 +31,7 @@ from typing import Any, Final, TypeAlias
 from graphapp.conf import get_config
 from graphapp.hubs import all_hubs
 from graphapp.limits import stream_limits
-from graphapp.wire import sse_frame
+from graphapp.wire import reconnect_frame
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +44,12 @@ Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 _installed = False
 
 
-def drain_frame() -> bytes:
-    """The last frame of a stream this process ends to shut down: come back within a second."""
+def final_frame() -> bytes:
+    """Come back within a second: the last event of each stream the drain ends,
+    and the whole answer to a stream asked for while it lasts (a 503 would stop
+    every standard EventSource for good)."""
     retry = get_config()["RETRY"]
-    return sse_frame(retry=random.randint(0, min(retry, RECONNECT_WITHIN_MS)))
+    return reconnect_frame(random.randint(0, min(retry, RECONNECT_WITHIN_MS)), "shutdown")
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -99,7 +95,7 @@ _draining_tasks: set[asyncio.Future[None]] = set()
 
 async def _drain(previous: Handler, signum: int, frame: FrameType | None) -> None:
     loop = asyncio.get_running_loop()
-    closed = sum(hub.close_all(drain_frame) for hub in all_hubs())
+    closed = sum(hub.close_all(final_frame) for hub in all_hubs())
     timeout = get_config()["SHUTDOWN_TIMEOUT"]
     logger.info(
         "graphapp: %s: ending %d stream(s), waiting up to %.1f s",

@@ -14,7 +14,8 @@ import time
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
-from graphapp import ledger, versions
+from graphapp import history, ledger, replay, versions
+from graphapp.durations import Durations
 from graphapp.stats import compute_stats, one_snapshot
 from graphapp.types import Snapshot
 from graphapp.worker import DatabaseWorker
@@ -37,6 +38,8 @@ def _fallback_version() -> int:
 
 #: Snapshots computed in this process (publications and hubs alike; for health).
 taken = 0
+#: How long each that the database answered took (for graphapp.metrics).
+durations = Durations()
 
 
 def take() -> Snapshot:
@@ -47,9 +50,11 @@ def take() -> Snapshot:
     """
     global taken
     taken += 1
+    started = time.perf_counter()
     with one_snapshot():
         version = versions.read()
         stats = compute_stats()
+    durations.observe(time.perf_counter() - started)
     at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     return {
         "type": "update",
@@ -66,8 +71,9 @@ def current_version() -> int | None:
 
 def tidy() -> None:
     """Fold what writers appended (PostgreSQL: the degree ledger's and the
-    version's pending rows); off the path from a commit to the streams."""
-    for fold in (ledger.compact, versions.fold):
+    version's pending rows) and prune history and the change log; off the path
+    from a commit to the streams."""
+    for fold in (ledger.compact, versions.fold, _prune_history, _prune_log):
         try:
             fold(DEFAULT_DB_ALIAS)
         except DatabaseError as exc:
@@ -76,3 +82,11 @@ def tidy() -> None:
             logger.warning(
                 "graphapp: %s not folded: %s: %s", fold.__module__, type(exc).__name__, exc
             )
+
+
+def _prune_history(using: str) -> None:
+    history.prune()
+
+
+def _prune_log(using: str) -> None:
+    replay.prune()

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from django.db import DEFAULT_DB_ALIAS, DataError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Q
+from django.db.models import Count, Field, Q
 
 from graphapp import ledger
 from graphapp.conf import get_config
@@ -104,14 +104,22 @@ SELECT COALESCE(SUM(o), 0),
 """
 
 
+def _column(field: Field[Any, Any]) -> str:
+    """A concrete field's column: django-stubs types it optional for every field,
+    while only relations that keep no column of their own (many-to-many) have none."""
+    if field.column is None:
+        raise TypeError(f"{field} has no database column")
+    return field.column
+
+
 def _entanglement_sql(connection: BaseDatabaseWrapper) -> str:
     quote = connection.ops.quote_name
     meta = Edge._meta
     return _ENTANGLEMENT_SQL.format(
         edge=quote(meta.db_table),
-        source=quote(meta.get_field("source").column),
-        target=quote(meta.get_field("target").column),
-        weight=quote(meta.get_field("weight").column),
+        source=quote(_column(meta.get_field("source"))),
+        target=quote(_column(meta.get_field("target"))),
+        weight=quote(_column(meta.get_field("weight"))),
     )
 
 

@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from graphapp import shutdown
 from graphapp.hubs import get_hub
 from graphapp.mailbox import StreamClosed, Subscriber
-from graphapp.wire import HEARTBEAT_FRAME, sse_frame
+from graphapp.wire import HEARTBEAT_FRAME, with_retry
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ async def event_stream(
     min_interval: float = 0.0,
     on_end: Callable[[], None] | None = None,
     session: str = "",
+    last_event_id: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
@@ -40,7 +41,9 @@ async def event_stream(
     Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
     stream when the answer is no (a logged-out or expired session, a revoked
     permission): the browser reconnects, gets 403 and stops. A logout of
-    ``session`` ends it at once (graphapp.revoke).
+    ``session`` ends it at once (graphapp.revoke). After the first snapshot
+    comes the history (graphapp.history) and, for a client that reconnects
+    saying it last saw ``last_event_id``, the changes it missed (graphapp.replay).
     Updates leave at most once per ``min_interval`` seconds, the latest one
     then: the server's write buffer for a client that stops reading (daphne
     does not apply back-pressure) grows with time, never with the rate of writes.
@@ -54,9 +57,9 @@ async def event_stream(
     # the same instant, every interval after.
     next_check = loop.time() + revalidate_every * (0.5 + random.random() / 2)
     try:
-        subscriber = await hub.subscribe(session)
+        subscriber = await hub.subscribe(session, last_event_id)
         first = await subscriber.next(0.0) or b""
-        yield sse_frame(retry=retry) + first
+        yield with_retry(first, retry)
         sent = loop.time()
         while True:
             frame: bytes | None = None

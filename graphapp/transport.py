@@ -20,14 +20,13 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Final, Protocol, cast
+from typing import Any, Final, Protocol
 
 from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 
 from graphapp.conf import get_config
 from graphapp.timers import Backoff
-from graphapp.types import ChannelLayer
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +41,11 @@ RESUBSCRIBE_LAST: Final = 10.0
 Receiver = Callable[[dict[str, Any]], None]
 
 
-def channel_layer() -> ChannelLayer | None:
+def channel_layer() -> BaseChannelLayer | None:
     """The configured channel layer, or None when CHANNEL_LAYERS lacks the alias."""
     alias = get_config()["CHANNEL_LAYER"]
     try:
-        return cast(ChannelLayer | None, get_channel_layer(alias))
+        return get_channel_layer(alias)
     except Exception as exc:  # noqa: BLE001 - any backend's constructor may fail
         logger.error(
             "graphapp: channel layer %r cannot be built: %s: %s", alias, type(exc).__name__, exc
@@ -266,7 +265,7 @@ class GroupSubscription:
                 await _leave(layer, group, channel)
 
     @staticmethod
-    async def _rejoin(layer: ChannelLayer, group: str, channel: str) -> None:
+    async def _rejoin(layer: BaseChannelLayer, group: str, channel: str) -> None:
         expiry = getattr(layer, "group_expiry", None)
         every = REJOIN_AT_MOST
         if isinstance(expiry, int | float) and expiry > 0:
@@ -286,7 +285,7 @@ class GroupSubscription:
                 )
 
 
-async def _leave(layer: ChannelLayer, group: str, channel: str) -> None:
+async def _leave(layer: BaseChannelLayer, group: str, channel: str) -> None:
     try:
         async with asyncio.timeout(get_config()["SEND_TIMEOUT"]):
             await layer.group_discard(group, channel)

@@ -1,7 +1,7 @@
 """Type aliases and message shapes shared by graphapp's modules."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, NotRequired, Protocol, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -56,16 +56,6 @@ class StatsMessage(TypedDict):
     data: str
     state: str
     changes: NotRequired[ChangesPayload]
-
-
-class ChannelLayer(Protocol):
-    """The part of the Channels layer API that graphapp uses."""
-
-    async def new_channel(self, prefix: str = ...) -> str: ...
-    async def receive(self, channel: str) -> dict[str, Any]: ...
-    async def group_add(self, group: str, channel: str) -> None: ...
-    async def group_discard(self, group: str, channel: str) -> None: ...
-    async def group_send(self, group: str, message: dict[str, Any]) -> None: ...
 
 
 User = AbstractBaseUser | AnonymousUser

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,30 +18,36 @@ from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import shutdown, snapshots
+from graphapp import history, shutdown, snapshots
 from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
 from graphapp.forms import (
     MAX_BATCH,
     FieldErrors,
+    HistoryQueryForm,
     NodeQueryForm,
     PayloadError,
     node_form,
     node_query,
     parse_json,
+    parse_query,
 )
 from graphapp.hubs import current_hub
 from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.models import Node, tier_q
 from graphapp.permissions import CheckName, check_permission, load_and_check
 from graphapp.publish import publisher
+from graphapp.replay import parse_last_event_id
 from graphapp.revoke import session_digest
 from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
+
+EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
 async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
@@ -48,7 +55,8 @@ async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHEC
 
 
 def _forbidden() -> JsonResponse:
-    return JsonResponse({"error": "You do not have permission to view the graph."}, status=403)
+    message = gettext("You do not have permission to view the graph.")
+    return JsonResponse({"error": message}, status=403)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -70,6 +78,18 @@ class EventStreamResponse(StreamingHttpResponse):
             self._slot.release()
 
 
+def _come_back_soon() -> HttpResponse:
+    """A stream asked for while this process shuts down: its final event alone.
+
+    An EventSource reconnects after a stream that ends, but stops for good on
+    an error status: a 503 here (the drain's own clients coming back before
+    the process stops listening) would end every standard client.
+    """
+    response = HttpResponse(shutdown.final_frame(), content_type=EVENT_STREAM)
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
 @require_GET
 @vary_on_cookie  # set by the session middleware only when the request's session is read
 async def events(request: HttpRequest) -> HttpResponseBase:
@@ -77,8 +97,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 
     403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
-    ``Retry-After``. While the process shuts down, a stream that only says
-    "come back within a second" and ends.
+    ``Retry-After``; while it shuts down, only the ``reconnect`` event.
     """
     user, allowed = await check_stream(request)
     session_key = request.session.session_key
@@ -106,18 +125,16 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,
             session=session_digest(session_key),
+            # The header from a browser's own reconnection; the parameter from
+            # a client that opens a new EventSource itself (stream.js does).
+            last_event_id=parse_last_event_id(
+                request.headers.get("Last-Event-ID", request.GET.get("last_event_id"))
+            ),
         ),
-        content_type="text/event-stream; charset=utf-8",
+        content_type=EVENT_STREAM,
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
-    return response
-
-
-def _come_back_soon() -> HttpResponse:
-    # Not a 503, which stops an EventSource for good (see graphapp.shutdown).
-    response = HttpResponse(shutdown.drain_frame(), content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache"
     return response
 
 
@@ -138,6 +155,21 @@ async def stats(request: HttpRequest) -> HttpResponse:
     if not await _allowed(request):
         return _forbidden()
     return JsonResponse(await snapshots.worker.run(snapshots.take))
+
+
+@require_GET
+async def history_points(request: HttpRequest) -> HttpResponse:
+    """The recorded history as JSON: the points a new stream's ``history``
+    event carries, those at or after ``since`` when given."""
+    if not await _allowed(request):
+        return _forbidden()
+    query = parse_query(HistoryQueryForm, request.GET)
+    if isinstance(query, dict):
+        return JsonResponse({"errors": query}, status=400)
+    since = query.cleaned_data["since"]
+    since_ms = None if since is None else int(since.timestamp() * 1000)
+    points = await snapshots.worker.run(functools.partial(history.load, since_ms=since_ms))
+    return JsonResponse({"points": [point.data() for point in points]})
 
 
 def node_json(node: Node) -> dict[str, Any]:
@@ -170,7 +202,8 @@ def _create_nodes(payload: object) -> list[dict[str, Any]]:
     """
     items = payload if isinstance(payload, list) else [payload]
     if not items or len(items) > MAX_BATCH:
-        raise PayloadError({"__all__": [f"Send one node or a list of 1 to {MAX_BATCH} nodes."]})
+        message = gettext("Send one node or a list of 1 to %(most)d nodes.") % {"most": MAX_BATCH}
+        raise PayloadError({"__all__": [message]})
     errors: dict[str, FieldErrors] = {}
     created: list[dict[str, Any]] = []
     with transaction.atomic():
@@ -192,7 +225,9 @@ def _request_body(request: HttpRequest) -> bytes:
         return request.body
     except RequestDataTooBig as exc:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = f"The request body is larger than {limit:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        message = gettext(
+            "The request body is larger than %(limit)s bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
+        ) % {"limit": f"{limit:,}"}
         raise PayloadError({"__all__": [message]}) from exc
 
 
@@ -208,7 +243,8 @@ async def nodes(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"errors": query}, status=400)
         return JsonResponse({"nodes": await sync_to_async(_list_nodes)(query)})
     if not await _allowed(request, "ADD_PERMISSION_CHECK"):
-        return JsonResponse({"error": "You do not have permission to add nodes."}, status=403)
+        message = gettext("You do not have permission to add nodes.")
+        return JsonResponse({"error": message}, status=403)
     try:
         payload = parse_json(_request_body(request))
         created = await sync_to_async(_create_nodes)(payload)
@@ -226,13 +262,27 @@ def _database_ok() -> bool:
     return True
 
 
+AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
+
+
+def staff_only(view: AsyncView) -> AsyncView:
+    """The operators' views (health, metrics): 403 for anyone but staff."""
+
+    @functools.wraps(view)
+    async def checked(request: HttpRequest) -> HttpResponse:
+        user = await request.auser()
+        if not (user.is_authenticated and user.is_staff):
+            return JsonResponse({"error": gettext("Staff only.")}, status=403)
+        return await view(request)
+
+    return checked
+
+
 @require_GET
 @never_cache
+@staff_only
 async def health(request: HttpRequest) -> HttpResponse:
     """For operators (staff): this process's streams, publisher and connections."""
-    user = await request.auser()
-    if not (user.is_authenticated and user.is_staff):
-        return JsonResponse({"error": "Staff only."}, status=403)
     hub = current_hub()
     layer = channel_layer()
     groups = getattr(layer, "groups", None)
@@ -262,3 +312,22 @@ async def health(request: HttpRequest) -> HttpResponse:
             "database_ok": await sync_to_async(_database_ok)(),
         }
     )
+
+
+@require_GET
+@never_cache
+@staff_only
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """For operators (staff): this process's metrics, for Prometheus to scrape.
+
+    501 when prometheus_client (the ``metrics`` extra) is not installed.
+    """
+    try:
+        from graphapp.metrics import exposition
+    except ModuleNotFoundError as exc:
+        if exc.name != "prometheus_client":
+            raise
+        message = "Metrics need prometheus_client: pip install 'graphapp[metrics]'."
+        return JsonResponse({"error": message}, status=501)
+    body, content_type = exposition(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

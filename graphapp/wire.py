@@ -15,6 +15,7 @@ from graphapp.types import ChangesPayload, Snapshot, StatsMessage, Status
 
 STATS: Final = "graph.stats"
 REVOKE: Final = "graph.revoke"
+RECONNECT: Final = "reconnect"  # the event of reconnect_frame()
 HEARTBEAT_FRAME: Final = b": heartbeat\n\n"
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
@@ -95,6 +96,21 @@ def sse_frame(
     return ("\n".join(lines) + "\n\n").encode()
 
 
+def with_retry(frame: bytes, retry: int) -> bytes:
+    """``frame`` with a ``retry:`` field (milliseconds) in its first event.
+
+    In a block of its own the field is valid SSE, but httpx-sse then yields an
+    empty ``message`` event and sseclient-py drops it: inside an event every
+    client reads it. ``frame`` is one made here (it opens with a field, not a
+    comment); with nothing to carry it, the field stands alone.
+    """
+    if not frame:
+        return sse_frame(retry=retry)
+    if frame.startswith(b":"):
+        raise ValueError("a comment cannot carry the retry field")
+    return f"retry: {retry}\n".encode() + frame
+
+
 def stats_frame(version: int, data: str) -> bytes:
     """A snapshot; its version is the SSE id (the database's, so ids increase)."""
     return sse_frame(data, event="stats", id=version)
@@ -106,6 +122,19 @@ def change_frame(data: str) -> bytes:
     return sse_frame(data, event="change")
 
 
+def history_frame(data: str) -> bytes:
+    """Recent snapshots' totals (graphapp.history); no id, like a change."""
+    return sse_frame(data, event="history")
+
+
 def status_frame(status: Status) -> bytes:
     """Whether the process could confirm its snapshot against the database."""
     return sse_frame(encode(status), event="status")
+
+
+def reconnect_frame(retry: int, reason: str) -> bytes:
+    """The last event of a stream its server ends on purpose: come back after
+    ``retry`` ms. A named event with data, so every client reads the field and
+    none sees an empty message; listeners of other events never see it."""
+    data = json.dumps({"reason": reason, "retry": retry}, separators=(",", ":"))
+    return sse_frame(data, event=RECONNECT, retry=retry)

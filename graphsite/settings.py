@@ -3,7 +3,8 @@
 The embedded default needs nothing: SQLite next to this file and Channels'
 in-memory layer, one process. Environment variables override it:
 ``DATABASE_URL`` (any URL dj-database-url reads), ``REDIS_URL`` (channels-redis),
-``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated).
+``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated),
+``DJANGO_STATIC_ROOT`` and, behind a TLS proxy, ``DJANGO_SECURE_PROXY_SSL_HEADER``.
 """
 
 import os
@@ -15,9 +16,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
+def env_flag(name: str, default: str = "") -> bool:
+    """Whether the environment variable ``name`` says yes."""
+    return os.environ.get(name, default).lower() in {"1", "true", "yes", "on"}
+
+
 DEVELOPMENT_SECRET_KEY = "graphsite-development-only-not-for-production"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
-DEBUG = os.environ.get("DJANGO_DEBUG", "1").lower() in {"1", "true", "yes", "on"}
+DEBUG = env_flag("DJANGO_DEBUG", "1")
 if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: the development secret is public."
@@ -45,6 +52,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the browser's language (LANGUAGES)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -111,12 +119,21 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The languages graphapp ships (graphapp/locale); a browser asking for another gets English.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+
+# Behind a proxy (deploy/nginx/graphapp.conf), which passes on the browser's Host
+# and sets X-Forwarded-Proto. Where it ends TLS, DJANGO_SECURE_PROXY_SSL_HEADER=1
+# trusts that header (only behind such a proxy: clients could send it themselves);
+# without it Django sees plain HTTP and its CSRF check refuses the https Origin.
+if env_flag("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "login"

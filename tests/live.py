@@ -306,15 +306,23 @@ class EventStream:
     """An open SSE connection whose events a background task collects.
 
     ``next()`` reads what a client of the ``stats`` events reads; the ``change``
-    events wait apart, for ``next_change()``. Every ``retry:`` hint the stream
-    sent is kept in ``retries``; ``ended()`` waits for the server to end it.
+    and ``history`` events wait apart, for ``next_change()`` and ``next_history()``.
+    Every ``retry:`` hint the stream sent is kept in ``retries``; ``ended()``
+    waits for the server to end it.
     """
 
-    def __init__(self, client: httpx.AsyncClient, path: str = "/graph/events/") -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        path: str = "/graph/events/",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.path = path
+        self.headers = headers or {}
         self.events: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.changes: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
+        self.history: asyncio.Queue[ServerSentEvent] = asyncio.Queue()
         self.response: httpx.Response | None = None
         self.retries: list[int] = []
         self._opened: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
@@ -322,13 +330,15 @@ class EventStream:
 
     async def _read(self) -> None:
         try:
-            async with aconnect_sse(self.client, "GET", self.path) as source:
+            async with aconnect_sse(self.client, "GET", self.path, headers=self.headers) as source:
                 self._opened.set_result(source.response)
                 async for event in source.aiter_sse():
                     if event.retry is not None:
                         self.retries.append(event.retry)
                     if event.event == "change":
                         await self.changes.put(event)
+                    elif event.event == "history":
+                        await self.history.put(event)
                     elif event.data:
                         await self.events.put(event)
         except BaseException as exc:
@@ -355,6 +365,11 @@ class EventStream:
         data: dict[str, Any] = json.loads(event.data)
         data["_id"] = event.id
         return data
+
+    async def next_history(self, within: float = EVENT_TIMEOUT) -> list[dict[str, Any]]:
+        event = await asyncio.wait_for(self.history.get(), within)
+        points: list[dict[str, Any]] = json.loads(event.data)["points"]
+        return points
 
     async def current(self, now: dict[str, Any] | None = None) -> dict[str, Any]:
         """The first event that shows the graph as it is now.
@@ -446,8 +461,10 @@ class ReconnectingStream:
 
 
 @contextlib.asynccontextmanager
-async def stream(client: httpx.AsyncClient) -> AsyncIterator[EventStream]:
-    events = EventStream(client)
+async def stream(
+    client: httpx.AsyncClient, headers: dict[str, str] | None = None
+) -> AsyncIterator[EventStream]:
+    events = EventStream(client, headers=headers)
     try:
         await events.open()
         yield events

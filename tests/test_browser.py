@@ -17,6 +17,8 @@ from typing import Any, LiteralString
 import psycopg
 import pytest
 from django.template.loader import render_to_string
+from django.test import RequestFactory
+from django.views.i18n import JavaScriptCatalog
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.live import ROOT, LiveServer, create_node, logged_in, post_json
@@ -281,27 +283,30 @@ async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
     port = server.port
     server.stop()
     await page.wait_for_selector('.graphapp-state[data-state="reconnecting"]')
-    # Meanwhile another process changes the graph: the page must show it afterwards.
+    # Meanwhile another process changes the graph: the page must show it
+    # afterwards, in the numbers and (replayed) in the feed.
     shell = server.manage(
         "shell",
         "-c",
         "from graphapp.models import Node; "
-        "Node.objects.create(content='while the server was down', node_type='FACT')",
+        "print(Node.objects.create(content='while the server was down', node_type='FACT').pk)",
     )
     assert shell.returncode == 0, shell.stderr
+    while_down = int(shell.stdout.split()[-1])
     server.start(setup=False, port=port)
     await page.wait_for_selector('.graphapp-state[data-state="live"]')
     truth = await api_stats(server)
     await page.wait_for_function(shows_nodes(truth["nodes"]))
     assert truth["nodes"] == 1
-    await page.wait_for_selector('[data-feed] li[data-kind="note"]')
+    await page.locator(feed_entry("created", while_down)).wait_for()
     async with logged_in(server, "editor") as editor:
         created = await create_node(editor, server, node_type="CODE")
     await page.locator(feed_entry("created", created["id"])).wait_for()
     await page.wait_for_function(shows_nodes(2))
     keys = await feed_keys(page)
     assert len(keys) == len(set(keys))
-    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 1
+    assert await page.locator('[data-feed] li[data-kind="created"]').count() == 2
+    assert await page.locator('[data-feed] li[data-kind="note"]').count() == 0
     assert await page.text_content(".graphapp-state") == "live"
 
 
@@ -539,6 +544,8 @@ class StandIn:
 
     def __init__(self) -> None:
         self.page = render_to_string("graphapp/live.html", {"show_admin_link": False}).encode()
+        catalog = JavaScriptCatalog.as_view(packages=["graphapp"])
+        self.catalog = catalog(RequestFactory().get("/graph/jsi18n/")).content
         self.greeting: list[bytes] = []
         self.streams: set[asyncio.Queue[bytes | None]] = set()
         self.connects = 0
@@ -593,6 +600,8 @@ class StandIn:
     def _answer(self, path: str) -> bytes:
         if path == "/graph/live/":
             return self._response(self.page, "text/html; charset=utf-8")
+        if path == "/graph/jsi18n/":  # the panel's strings (panel.js needs its gettext)
+            return self._response(self.catalog, "text/javascript")
         if path == "/graph/api/stats/":  # the access check after a stream ends: allowed
             return self._response(b"{}", "application/json")
         if path.startswith("/static/graphapp/") and (STATIC / Path(path).name).is_file():

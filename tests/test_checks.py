@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -11,16 +12,22 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from graphapp import schema
+from graphapp import checks, schema
 from graphapp.checks import check_cross_process_updates, check_deployment
 from tests.live import LiveServer
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-REDIS = {
+REDIS: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": ["redis://127.0.0.1:6379/0"]},
     }
+}
+SHORT_EXPIRY = {
+    "default": {**REDIS["default"], "CONFIG": {**REDIS["default"]["CONFIG"], "group_expiry": 120}}
+}
+PUBSUB = {
+    "default": {**REDIS["default"], "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}
 }
 
 
@@ -73,18 +80,63 @@ def test_deployment_check_warns_of_a_group_expiry_that_keeps_dead_members_for_a_
     assert warning.id == "graphapp.W004"
     assert "86400 s" in warning.msg
     assert "group_expiry" in (warning.hint or "")
-    short = {
-        "default": {
-            **REDIS["default"],
-            "CONFIG": {**REDIS["default"]["CONFIG"], "group_expiry": 120},
-        }
-    }
-    with override_settings(CHANNEL_LAYERS=short):
+    with override_settings(CHANNEL_LAYERS=SHORT_EXPIRY):
         assert check_deployment() == []
 
 
 def ids(messages: list[Any]) -> list[str]:
     return [message.id for message in messages]
+
+
+@pytest.fixture
+def installed_redis_py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Makes importlib.metadata report redis-py at the version a test names: that
+    distribution's metadata, ahead of the real one on sys.path."""
+
+    def install(version: str) -> None:
+        info = tmp_path / f"redis-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: redis\nVersion: {version}\n")
+        monkeypatch.syspath_prepend(tmp_path)
+
+    return install
+
+
+@pytest.mark.parametrize("version", ["8.0.0", "8.1.0", "9.0.0b1"])
+def test_deployment_check_warns_of_a_redis_py_that_times_out_the_layers_receive(
+    installed_redis_py: Callable[[str], None], version: str
+) -> None:
+    installed_redis_py(version)
+    with override_settings(CHANNEL_LAYERS=SHORT_EXPIRY):
+        (warning,) = check_deployment()
+    assert warning.id == "graphapp.W005"
+    assert f"redis-py {version} is installed under CHANNEL_LAYERS['default']" in warning.msg
+    assert "redis/redis-py#4091" in warning.msg
+    assert 'pip install "redis<8"' in (warning.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("version", "layers"),
+    [
+        ("7.4.1", SHORT_EXPIRY),
+        ("5.0.0", SHORT_EXPIRY),
+        ("8.1.0", IN_MEMORY),
+        ("8.1.0", PUBSUB),  # it polls with short reads: the time-out never ends one
+    ],
+)
+def test_deployment_check_is_silent_about_redis_py_below_8_or_without_its_blocking_layer(
+    installed_redis_py: Callable[[str], None], version: str, layers: dict[str, Any]
+) -> None:
+    installed_redis_py(version)
+    with override_settings(CHANNEL_LAYERS=layers):
+        assert check_deployment() == []
+
+
+def test_deployment_check_is_silent_without_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    # channels-redis cannot import then: other checks and the layer itself say so.
+    monkeypatch.setattr(checks, "redis_py_version", lambda: None)
+    with override_settings(CHANNEL_LAYERS=SHORT_EXPIRY):
+        assert check_deployment() == []
 
 
 def test_deployment_check_is_silent_for_graphsite() -> None:

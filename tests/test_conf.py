@@ -30,6 +30,10 @@ def test_get_config_defaults():
         "SHUTDOWN_TIMEOUT": 3.0,
         "EDGES": True,
         "ENTANGLEMENT": True,
+        "HISTORY_WINDOW": 86_400.0,
+        "HISTORY_POINTS": 300,
+        "CHANGE_LOG_RETENTION": 3_600.0,
+        "CHANGE_LOG_LIMIT": 10_000,
     }
 
 

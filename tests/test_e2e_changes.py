@@ -120,7 +120,7 @@ async def test_stats_only_client_reads_the_same_stats_as_before(
             stats = [json.loads(m["data"]) for m in messages if m["event"] == "stats"]
             if stats and stats[-1]["nodes"] == expected["nodes"]:
                 break
-    assert all(m.get("event") in {"stats", "change"} for m in messages), messages
+    assert all(m.get("event") in {"stats", "history", "change"} for m in messages), messages
     snapshots = [m for m in messages if m["event"] == "stats"]
     assert all(m["id"] == str(json.loads(m["data"])["version"]) for m in snapshots)
     # A change event has no id of its own: it belongs to the snapshot before it.

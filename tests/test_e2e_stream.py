@@ -101,8 +101,10 @@ async def test_stream_sends_retry_hint_and_heartbeats(make_server: Any) -> None:
             seen += chunk
             if seen.count(b": heartbeat\n\n") >= 2:
                 break
-    assert seen.startswith(b"retry: 1234\n\n")
-    assert b"event: stats\n" in seen
+    # The retry travels in the first event, the snapshot, not in a block of its own.
+    first_event = seen.split(b"\n\n", 1)[0]
+    assert first_event.startswith(b"retry: 1234\nid: ")
+    assert b"\nevent: stats\n" in first_event
 
 
 async def test_api_create_publishes_an_event_with_the_new_counts(

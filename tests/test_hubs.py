@@ -203,7 +203,7 @@ async def test_hub_says_stale_while_the_database_fails_and_live_once_it_answers(
         assert hub.status["state"] == "stale"
         # A stream that opens meanwhile is told at once.
         late = await hub.subscribe()
-        assert [e["event"] for e in frames(late)] == ["stats", "status"]
+        assert [e["event"] for e in frames(late)] == ["stats", "history", "status"]
         hub.unsubscribe(late)
         await in_thread(break_database, False)
         live = await next_event(subscriber, "status")

@@ -1,10 +1,15 @@
-"""The README's "Add graphapp to your project", followed line by line.
+"""The package as it is released, and the README's "Add graphapp to your project".
 
-The wheel is built from a copy of this checkout and installed into a fresh
-virtual environment; a brand-new project made by ``django-admin startproject``
-gets the README's settings and URLs, is migrated and checked, and serves under
-daphne's ``runserver``; a save through the JSON API and one from the project's
-own ``manage.py shell`` reach an open event stream.
+``python -m build`` makes an sdist and a wheel from it, out of a copy of this
+checkout: both carry the LICENSE and ``graphapp.__version__``, the sdist leaves
+the tests out (they run from the repository), the ``redis`` extra resolves to a
+redis-py below 8, and ``twine check`` passes.
+
+Then the README, line by line: the wheel is built from a copy of this checkout
+and installed into a fresh virtual environment; a brand-new project made by
+``django-admin startproject`` gets the README's settings and URLs, is migrated
+and checked, and serves under daphne's ``runserver``; a save through the JSON
+API and one from the project's own ``manage.py shell`` reach an open event stream.
 """
 
 from __future__ import annotations
@@ -18,17 +23,24 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import tarfile
 import time
 import venv
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
+import graphapp
 from tests import services
 from tests.live import EVENT_TIMEOUT, ROOT, EventStream, stream
 
@@ -222,22 +234,180 @@ def wheel_of(project: NewProject) -> Path:
     return wheels[0]
 
 
-def test_wheel_holds_templates_static_files_migrations_and_py_typed(
-    project: NewProject,
-) -> None:
-    with zipfile.ZipFile(wheel_of(project)) as wheel:
-        names = set(wheel.namelist())
+def package_data() -> set[str]:
+    """The package's files a wheel must hold besides its modules."""
     package = ROOT / "graphapp"
     expected = {
         path.relative_to(ROOT).as_posix()
-        for folder in ("templates", "static", "migrations")
+        for folder in ("templates", "static", "locale", "migrations")
         for path in (package / folder).rglob("*")
         if path.is_file() and "__pycache__" not in path.parts
     } | {"graphapp/py.typed"}
     assert {name for name in expected if name.endswith(".html")}, "no template found"
     assert {name for name in expected if name.endswith(".js")}, "no static file found"
     assert "graphapp/migrations/0001_initial.py" in expected
-    assert expected - names == set()
+    assert "graphapp/locale/de/LC_MESSAGES/djangojs.mo" in expected
+    return expected
+
+
+def test_wheel_holds_templates_static_files_translations_migrations_and_py_typed(
+    project: NewProject,
+) -> None:
+    with zipfile.ZipFile(wheel_of(project)) as wheel:
+        names = set(wheel.namelist())
+    assert package_data() - names == set()
+
+
+@dataclass
+class Distributions:
+    """What ``python -m build`` made: the sdist, and the wheel it built from that sdist."""
+
+    sdist: Path
+    wheel: Path
+
+    @property
+    def version(self) -> str:
+        return graphapp.__version__
+
+    def sdist_names(self) -> set[str]:
+        with tarfile.open(self.sdist) as archive:
+            return set(archive.getnames())
+
+    def sdist_file(self, name: str) -> bytes:
+        with tarfile.open(self.sdist) as archive:
+            member = archive.extractfile(f"graphapp-{self.version}/{name}")
+            assert member is not None, name
+            return member.read()
+
+    def wheel_names(self) -> set[str]:
+        with zipfile.ZipFile(self.wheel) as archive:
+            return set(archive.namelist())
+
+    def wheel_file(self, name: str) -> bytes:
+        with zipfile.ZipFile(self.wheel) as archive:
+            return archive.read(f"graphapp-{self.version}.dist-info/{name}")
+
+    def metadata(self) -> list[Message]:
+        """The core metadata of each: the sdist's PKG-INFO, the wheel's METADATA."""
+        texts = (self.sdist_file("PKG-INFO"), self.wheel_file("METADATA"))
+        return [Parser().parsestr(text.decode()) for text in texts]
+
+
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> Distributions:
+    base = tmp_path_factory.mktemp("build")
+    checkout = base / "graphapp"
+    shutil.copytree(ROOT, checkout, ignore=NOT_SOURCE)
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(base / "dist"), str(checkout)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [sdist] = (base / "dist").glob("*.tar.gz")
+    [wheel] = (base / "dist").glob("*.whl")
+    return Distributions(sdist, wheel)
+
+
+def test_sdist_and_wheel_carry_the_license(distributions: Distributions) -> None:
+    license_text = (ROOT / "LICENSE").read_bytes()
+    assert b"MIT License" in license_text
+    assert distributions.sdist_file("LICENSE") == license_text
+    assert distributions.wheel_file("licenses/LICENSE") == license_text
+    for metadata in distributions.metadata():
+        assert metadata["License-Expression"] == "MIT"
+        assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+def test_sdist_and_wheel_carry_graphapps_version(distributions: Distributions) -> None:
+    version = graphapp.__version__
+    assert distributions.sdist.name == f"graphapp-{version}.tar.gz"
+    assert distributions.wheel.name == f"graphapp-{version}-py3-none-any.whl"
+    assert [metadata["Version"] for metadata in distributions.metadata()] == [version, version]
+
+
+def requirements(metadata: Message, extra: str | None = None) -> dict[str, Requirement]:
+    """The Requires-Dist entries without a marker, or those only ``extra`` brings."""
+    found: dict[str, Requirement] = {}
+    for text in metadata.get_all("Requires-Dist") or []:
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if extra is None:
+            applies = marker is None
+        else:
+            applies = marker is not None and marker.evaluate({"extra": extra})
+        if applies:
+            found[canonicalize_name(requirement.name)] = requirement
+    return found
+
+
+def test_the_redis_extra_keeps_redis_py_below_8(distributions: Distributions) -> None:
+    for metadata in distributions.metadata():
+        extra = requirements(metadata, "redis")
+        assert set(extra) == {"channels-redis", "redis"}
+        assert extra["redis"].specifier.contains("7.4.1")
+        assert not extra["redis"].specifier.contains("8.0.0")
+
+
+def test_the_dependencies_start_at_their_security_releases(distributions: Distributions) -> None:
+    for metadata in distributions.metadata():
+        needs = requirements(metadata)
+        assert set(needs) == {"asgiref", "django", "channels", "daphne"}
+        assert not needs["daphne"].specifier.contains("4.2.1")  # CVE-2026-44545, -44546
+        assert needs["daphne"].specifier.contains("4.2.2")
+        assert not needs["django"].specifier.contains("5.2.18")
+        assert needs["django"].specifier.contains("5.2.19")
+
+
+def test_pip_resolves_the_redis_extra_to_a_redis_py_below_8(
+    distributions: Distributions,
+) -> None:
+    # What `pip install "graphapp[redis]"` would install, resolved afresh from the index.
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--quiet", "--report", "-", f"{distributions.wheel}[redis]",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    versions: dict[str, str] = {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(done.stdout)["install"]
+    }
+    assert "channels-redis" in versions, versions
+    assert int(versions["redis"].split(".")[0]) < 8, versions
+
+
+def test_the_sdist_leaves_the_tests_out_and_builds_the_whole_wheel(
+    distributions: Distributions,
+) -> None:
+    root = f"graphapp-{distributions.version}"
+    names = distributions.sdist_names()
+    assert f"{root}/graphapp/__init__.py" in names
+    assert not {name for name in names if name.startswith(f"{root}/tests")}
+    # `build` made the wheel from the sdist: nothing the package needs is missing from it.
+    assert package_data() - distributions.wheel_names() == set()
+
+
+def test_twine_check_passes(distributions: Distributions) -> None:
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "twine", "check", "--strict",
+            str(distributions.sdist), str(distributions.wheel),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_readme_names_the_wheel_that_is_built(project: NewProject) -> None:
@@ -259,6 +429,17 @@ def test_the_new_project_passes_manage_py_check(project: NewProject) -> None:
     [output] = [text for line, text in project.outputs.items() if line.endswith("check")]
     assert "System check identified no issues" in output, output
     assert "graphapp." not in output, output
+
+
+def test_the_readmes_collectstatic_gathers_graphapps_static_files(project: NewProject) -> None:
+    assert any(line.endswith(" collectstatic --noinput") for line in project.outputs), "not run"
+    setting = "from django.conf import settings; print(settings.STATIC_ROOT)"
+    static_root = Path(project.manage("shell", "-c", setting).splitlines()[-1])
+    assert static_root.is_relative_to(project.cwd), static_root
+    source = ROOT / "graphapp" / "static"
+    shipped = {path.relative_to(source) for path in source.rglob("*") if path.is_file()}
+    collected = {path.relative_to(static_root) for path in static_root.rglob("*") if path.is_file()}
+    assert shipped - collected == set()
 
 
 def test_anonymous_visitors_are_sent_to_the_admin_login(project: NewProject) -> None:

@@ -160,7 +160,8 @@ async def test_hub_receives_what_a_save_publishes() -> None:
         assert frame is not None
         # The snapshot first (its change event may follow in the same read).
         data = json.loads(frame.split(b"data: ", 1)[1].split(b"\n", 1)[0])
-        assert data["nodes"] == json.loads(first.split(b"data: ", 1)[1])["nodes"] + 1
+        before = json.loads(first.split(b"data: ", 1)[1].split(b"\n", 1)[0])
+        assert data["nodes"] == before["nodes"] + 1
         # The publication goes on with its change message, on this loop: let it
         # finish before the test's loop closes.
         assert await sync_to_async(publisher.flush)(10)

@@ -17,12 +17,8 @@ from typing import Any
 import django
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
-from django.test import AsyncClient
 from playwright.async_api import async_playwright
 
-from graphapp.limits import stream_limits
 from tests import services
 from tests.conftest import Servers
 from tests.live import (
@@ -106,36 +102,6 @@ async def test_with_two_worker_processes_each_drains_its_own_streams(
     drained = [int(count) for count in re.findall(r"SIGTERM: ending (\d+) stream", log)]
     assert sum(drained) == WORKER_STREAMS, log
     assert "still open at shutdown" not in log
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_a_stream_asked_for_while_the_process_drains_is_told_to_come_back() -> None:
-    # Not a 503: that stops an EventSource for good, and a process still
-    # accepts for a moment after its drain (beside the next one, on a shared
-    # socket). A stream that ends at once brings the client back within a second.
-    from django.contrib.auth.models import Permission, User
-
-    def viewer() -> User:
-        user = User.objects.create_user("draining-viewer", password="unused")
-        user.user_permissions.add(Permission.objects.get(codename="view_node"))
-        return user
-
-    client = AsyncClient()
-    await client.aforce_login(await sync_to_async(viewer)())
-    stream_limits.draining = True
-    try:
-        response = await client.get("/graph/events/")
-    finally:
-        stream_limits.draining = False
-        await sync_to_async(connections.close_all)()
-    assert response.status_code == 200
-    assert response["Content-Type"].startswith("text/event-stream")
-    body = response.content
-    retries = [int(value) for value in re.findall(rb"^retry: (\d+)$", body, re.MULTILINE)]
-    assert len(retries) == 1, body
-    assert retries[0] <= DRAIN_RETRY_MS
-    assert b"event: stats" not in body
-    assert stream_limits.total == 0  # it held no slot
 
 
 class Probe:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import httpx
 import pytest
+from httpx_sse import EventSource
 
 from graphapp.changes import ChangeBatch, change
 from graphapp.hubs import get_hub
@@ -42,3 +45,17 @@ async def test_paced_stream_keeps_a_change_event_when_a_snapshot_follows_it_in_t
     assert b'data: {"nodes":2}' in frame
     assert b"event: change" in frame, frame
     assert not hub.running
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_first_event_is_the_snapshot_and_carries_the_retry() -> None:
+    stream = event_stream(1234, 5.0)
+    try:
+        first = await anext(stream)
+    finally:
+        await stream.aclose()
+    # Read as httpx-sse reads it: a retry of its own made an empty message first.
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=first)
+    event = next(EventSource(response).iter_sse())
+    assert (event.event, event.retry) == ("stats", 1234)
+    assert json.loads(event.data)["type"] == "update"

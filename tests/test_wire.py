@@ -6,7 +6,10 @@ import json
 import math
 from typing import Any, cast
 
+import httpx
 import pytest
+from httpx_sse import EventSource, ServerSentEvent
+from sseclient import SSEClient
 
 from graphapp.types import Snapshot
 from graphapp.wire import (
@@ -14,12 +17,25 @@ from graphapp.wire import (
     change_frame,
     encode,
     parse_stats,
+    reconnect_frame,
     sse_frame,
     state_of,
     stats_frame,
     stats_message,
     status_frame,
+    with_retry,
 )
+
+
+def httpx_sse_events(body: bytes) -> list[ServerSentEvent]:
+    """What httpx-sse yields for ``body``."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    return list(EventSource(response).iter_sse())
+
+
+def sseclient_events(body: bytes) -> list[tuple[str, str, str | None]]:
+    """What sseclient-py yields for ``body``: (event, data, retry)."""
+    return [(e.event, e.data, e.retry) for e in SSEClient(iter([body])).events()]
 
 
 def test_sse_frame_writes_retry_id_event_then_data() -> None:
@@ -62,6 +78,37 @@ def test_stats_frame_carries_the_version_as_id_and_the_stats_event() -> None:
     assert stats_frame(1717171717171, '{"nodes":1,"edges":0}') == (
         b'id: 1717171717171\nevent: stats\ndata: {"nodes":1,"edges":0}\n\n'
     )
+
+
+def test_with_retry_puts_the_field_into_the_first_event() -> None:
+    frames = stats_frame(7, '{"nodes":1}') + status_frame(
+        {"state": "stale", "confirmed_at": None, "version": 7}
+    )
+    assert with_retry(frames, 1500) == b"retry: 1500\n" + frames
+
+
+def test_a_retried_stats_frame_is_one_stats_event_in_httpx_sse_and_sseclient() -> None:
+    # A retry in a block of its own was an empty "message" event first in
+    # httpx-sse (json.loads failed on it) and lost in sseclient-py.
+    frame = with_retry(stats_frame(7, '{"nodes":1}'), 1500)
+    [event] = httpx_sse_events(frame)
+    assert (event.event, event.id, event.retry) == ("stats", "7", 1500)
+    assert json.loads(event.data) == {"nodes": 1}
+    assert sseclient_events(frame) == [("stats", '{"nodes":1}', "1500")]
+
+
+def test_with_retry_of_nothing_is_the_field_alone_and_a_comment_cannot_carry_it() -> None:
+    assert with_retry(b"", 1500) == b"retry: 1500\n\n"
+    with pytest.raises(ValueError, match="comment"):
+        with_retry(HEARTBEAT_FRAME, 1500)
+
+
+def test_reconnect_frame_is_a_named_event_carrying_its_retry() -> None:
+    frame = reconnect_frame(250, "shutdown")
+    assert frame == b'retry: 250\nevent: reconnect\ndata: {"reason":"shutdown","retry":250}\n\n'
+    [event] = httpx_sse_events(frame)
+    assert (event.event, event.retry, json.loads(event.data)["retry"]) == ("reconnect", 250, 250)
+    assert sseclient_events(frame) == [("reconnect", '{"reason":"shutdown","retry":250}', "250")]
 
 
 def test_change_frame_has_the_change_event_and_no_id_of_its_own() -> None:

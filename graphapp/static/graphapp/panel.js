@@ -1,6 +1,7 @@
 /* graphapp live panel: totals with their change since the page opened, bars
- * per tier and type, a chart of the node count, a feed of node changes, and a
- * connection badge. Fed by GraphappStream (stream.js): one stream per browser.
+ * per tier and type, a chart of the node count over a chosen range (drawn at
+ * once from the stream's `history` event), a feed of node changes (with those
+ * missed while disconnected, which the server replays), and a connection badge. Fed by GraphappStream (stream.js): one stream per browser.
  * Plain JS, no build step, nothing from another host. Every `stats` event
  * carries the whole snapshot; `change` events list node changes (or count them).
  * When the server cannot confirm the numbers the badge says "stale" with the
@@ -13,22 +14,45 @@
   var FEED_MAX = 50; // entries kept
   var FEED_SCREEN = 20; // more in one event than fit on a screen: one summary line
   var RECENT_CHANGES = 20; // change events remembered to show a repeated one once
-  var CHART_MINUTES = 10;
   var CHART_TICK_MS = 5000;
+  var CHART_KEEP_MS = 86400000; // the longest range offered
+  var CHART_MAX_SAMPLES = 20000; // a day of publications thinned to this at most
+  // gettext and its kin come from Django's JavaScript catalog (graphapp:jsi18n),
+  // loaded before this script.
+  var STATE_NAME = {
+    connecting: pgettext("connection state", "connecting"),
+    live: pgettext("connection state", "live"),
+    stale: pgettext("connection state", "stale"),
+    reconnecting: pgettext("connection state", "reconnecting"),
+    offline: pgettext("connection state", "offline"),
+    denied: pgettext("connection state", "denied"),
+  };
   var STATE_TEXT = {
-    connecting: "Connecting to the server",
-    live: "Connected: the numbers are current",
-    stale: "Stale: the server cannot confirm these numbers against the database, so they may be " +
-      "out of date; it keeps trying and turns live again by itself",
-    reconnecting: "Connection lost; reconnecting",
-    offline: "Offline: the numbers may be out of date; still retrying",
-    denied: "No access: signed out, or the permission was removed; reload the page to sign in",
+    connecting: gettext("Connecting to the server"),
+    live: gettext("Connected: the numbers are current"),
+    stale: gettext("Stale: the server cannot confirm these numbers against the database, so " +
+      "they may be out of date; it keeps trying and turns live again by itself"),
+    reconnecting: gettext("Connection lost; reconnecting"),
+    offline: gettext("Offline: the numbers may be out of date; still retrying"),
+    denied: gettext("No access: signed out, or the permission was removed; reload the page to " +
+      "sign in"),
+  };
+  // The names of tiers and types as the panel shows them (the keys are the server's).
+  var KEY_NAME = {
+    HOT: pgettext("tier", "HOT"),
+    WARM: pgettext("tier", "WARM"),
+    COLD: pgettext("tier", "COLD"),
+    FACT: pgettext("node type", "FACT"),
+    CONCEPT: pgettext("node type", "CONCEPT"),
+    CODE: pgettext("node type", "CODE"),
+    DREAM: pgettext("node type", "DREAM"),
+    ENTITY: pgettext("node type", "ENTITY"),
   };
   var SUMMARY_TEXT = {
-    created: ["+", "node created", "nodes created"],
-    deleted: ["\u2212", "node deleted", "nodes deleted"],
-    tier: ["", "node changed tier", "nodes changed tier"],
-    updated: ["", "node updated", "nodes updated"],
+    created: function (n) { return ngettext("+%s node created", "+%s nodes created", n); },
+    deleted: function (n) { return ngettext("\u2212%s node deleted", "\u2212%s nodes deleted", n); },
+    tier: function (n) { return ngettext("%s node changed tier", "%s nodes changed tier", n); },
+    updated: function (n) { return ngettext("%s node updated", "%s nodes updated", n); },
   };
 
   function el(tag, className, text) {
@@ -48,6 +72,17 @@
 
   function keyClass(key) { return "graphapp-key-" + String(key).toLowerCase(); }
 
+  /* Appends `format` (a translated string) to `node`, each %(name)s replaced by
+   * parts[name], text or an element: a translation may put them in any order. */
+  function fill(node, format, parts) {
+    format.split(/(%\(\w+\)s)/).forEach(function (piece) {
+      var name = /^%\((\w+)\)s$/.exec(piece);
+      if (name) node.append(parts[name[1]]);
+      else if (piece) node.append(piece);
+    });
+    return node;
+  }
+
   function signed(delta, digits) {
     var text = digits ? Math.abs(delta).toFixed(digits) : number(Math.abs(delta));
     if (delta > 0) return "+" + text;
@@ -60,7 +95,7 @@
     var span = el("span", "graphapp-chip");
     var swatch = el("span", "graphapp-swatch " + keyClass(key));
     swatch.setAttribute("aria-hidden", "true");
-    span.append(swatch, key);
+    span.append(swatch, KEY_NAME[key] || key);
     return span;
   }
 
@@ -68,7 +103,9 @@
     this.root = root;
     this.baseline = null;
     this.snapshot = null;
-    this.samples = []; // [time ms, nodes]
+    this.samples = []; // [server time ms, nodes, version], by time
+    this.skew = 0; // this browser's clock minus the server's, ms (about)
+    this.range = 600; // seconds the chart shows
     this.recent = []; // the latest change events' data, as received
     this.batches = 0; // change events shown: feed entries' keys
     this.state = "connecting";
@@ -78,7 +115,12 @@
     this.adminUrl = root.dataset.adminUrl || "";
     this.find("opened").dateTime = new Date().toISOString();
     this.find("opened").textContent = new Date().toLocaleTimeString();
-    setInterval(this.tick.bind(this), CHART_TICK_MS);
+    var select = root.querySelector("[data-chart-range]");
+    if (select) {
+      this.range = Number(select.value) || this.range;
+      select.addEventListener("change", this.chooseRange.bind(this, select));
+    }
+    setInterval(this.drawChart.bind(this), CHART_TICK_MS);
   }
 
   Panel.prototype.find = function (stat) {
@@ -89,15 +131,17 @@
     if (message.transport) this.root.dataset.transport = message.transport;
     if (message.type === "state") this.setState(message.state, message.confirmedAt || null);
     else if (message.type === "stats") this.render(JSON.parse(message.data));
+    else if (message.type === "history") this.history(JSON.parse(message.data));
     else if (message.type === "change") this.changed(message.data);
   };
 
   Panel.prototype.setState = function (state, confirmedAt) {
     var badge = this.root.querySelector(".graphapp-state");
-    if (state === "live" && this.lostAt !== null && this.everLive) {
-      this.note(this.disconnected
-        ? "Reconnected. Changes made while disconnected are in the numbers, not in this list."
-        : "Confirmed again. Changes made while stale are in the numbers, perhaps not in this list.");
+    // Back after a disconnection, the server replays what this list missed
+    // (or says it no longer can: see changed()).
+    if (state === "live" && this.lostAt !== null && this.everLive && !this.disconnected) {
+      this.note(gettext("Confirmed again. Changes made while stale are in the numbers, perhaps " +
+        "not in this list."));
     }
     if (state === "live") { this.everLive = true; this.lostAt = null; this.disconnected = false; }
     else if (state !== "connecting") {
@@ -106,7 +150,7 @@
     }
     this.state = state;
     badge.dataset.state = state;
-    badge.replaceChildren(state);
+    badge.replaceChildren(STATE_NAME[state] || state);
     badge.title = STATE_TEXT[state] || state;
     if (state === "stale") this.confirmed(badge, confirmedAt);
     this.root.dataset.state = state;
@@ -117,14 +161,14 @@
     var at = confirmedAt === null ? null : new Date(confirmedAt);
     var part = el("span", "graphapp-state__confirmed");
     if (at === null) {
-      part.textContent = "never confirmed";
+      part.textContent = gettext("never confirmed");
     } else if (Number.isNaN(at.getTime())) {
-      part.textContent = "last confirmed at an unknown time";
+      part.textContent = gettext("last confirmed at an unknown time");
     } else {
       var time = el("time", "", moment(at));
       time.dateTime = at.toISOString();
-      part.append("last confirmed ", time);
-      badge.title += ". Last confirmed " + at.toLocaleString() + ".";
+      fill(part, gettext("last confirmed %(time)s"), { time: time });
+      badge.title += ". " + interpolate(gettext("Last confirmed %s."), [at.toLocaleString()]);
     }
     part.dataset.confirmed = confirmedAt === null ? "never" : confirmedAt;
     badge.append(" \u00b7 ", part);
@@ -138,9 +182,9 @@
     // edges and avg_entanglement are null where the server does not compute them
     // (GRAPHAPP["EDGES"] / ["ENTANGLEMENT"] off).
     var edges = snapshot.edges, entanglement = snapshot.avg_entanglement;
-    this.find("edges").textContent = edges === null ? "not counted" : number(edges);
+    this.find("edges").textContent = edges === null ? gettext("not counted") : number(edges);
     this.find("avg_entanglement").textContent =
-      entanglement === null ? "not computed" : entanglement.toFixed(3);
+      entanglement === null ? gettext("not computed") : entanglement.toFixed(3);
     this.delta("nodes", snapshot.nodes - base.nodes, 0);
     this.delta("edges", edges === null ? null : edges - base.edges, 0);
     this.delta("avg_entanglement",
@@ -152,7 +196,10 @@
     this.bars("types", snapshot.types, snapshot.nodes, TYPE_ORDER);
     this.root.dataset.version = snapshot.version;
     liveCounts(snapshot);
-    this.sample(snapshot.nodes);
+    var at = Date.parse(snapshot.at);
+    if (!Number.isNaN(at)) this.skew = Date.now() - at;
+    this.sample(at, snapshot.nodes, snapshot.version);
+    this.drawChart();
   };
 
   Panel.prototype.delta = function (stat, delta, digits) {
@@ -165,7 +212,7 @@
     var rounded = digits ? Number(delta.toFixed(digits)) : delta;
     node.textContent = signed(rounded, digits);
     node.dataset.sign = rounded > 0 ? "up" : rounded < 0 ? "down" : "none";
-    node.title = "Change since this page opened";
+    node.title = gettext("Change since this page opened");
   };
 
   Panel.prototype.bars = function (name, counts, total, order) {
@@ -185,7 +232,7 @@
       track.appendChild(bar);
       var value = el("span", "graphapp-bar__value", number(counts[key]));
       value.dataset.count = key;
-      value.title = Math.round(share) + "% of all nodes";
+      value.title = interpolate(gettext("%s of all nodes"), [Math.round(share) + "%"]);
       item.append(label, track, value);
       return item;
     }));
@@ -193,50 +240,89 @@
 
   /* -- the chart ---------------------------------------------------------- */
 
-  Panel.prototype.sample = function (nodes) {
-    var now = Date.now();
-    this.samples.push([now, nodes]);
-    var since = now - CHART_MINUTES * 60000;
-    while (this.samples.length > 2 && this.samples[1][0] < since) this.samples.shift();
+  /* One snapshot's node count at its (server) time, in time order; each version once. */
+  Panel.prototype.sample = function (at, nodes, version) {
+    if (Number.isNaN(at)) return;
+    var samples = this.samples;
+    for (var seen = samples.length - 1; seen >= 0; seen -= 1) {
+      if (samples[seen][2] === version) return;
+    }
+    var index = samples.length;
+    while (index > 0 && samples[index - 1][0] > at) index -= 1;
+    samples.splice(index, 0, [at, nodes, version]);
+    var since = samples[samples.length - 1][0] - CHART_KEEP_MS;
+    while (samples.length > 2 && samples[1][0] < since) samples.shift();
+    if (samples.length > CHART_MAX_SAMPLES) {
+      // Every other one of the older half: the recent minutes keep their detail.
+      var half = samples.length >> 1;
+      this.samples = samples.slice(0, half).filter(function (s, i) { return i % 2 === 0; })
+        .concat(samples.slice(half));
+    }
+  };
+
+  /* The stream's `history` event: recent snapshots, oldest first. */
+  Panel.prototype.history = function (data) {
+    (data.points || []).forEach(function (point) {
+      this.sample(Date.parse(point.at), point.nodes, point.version);
+    }, this);
     this.drawChart();
   };
 
-  Panel.prototype.tick = function () {
-    // The line keeps moving while nothing changes (and stays flat, truthfully).
-    if (this.snapshot && this.state === "live") this.sample(this.snapshot.nodes);
+  Panel.prototype.chooseRange = function (select) {
+    this.range = Number(select.value) || 600;
+    var label = this.root.querySelector("[data-chart-range-label]");
+    if (label) label.textContent = select.options[select.selectedIndex].textContent;
+    this.drawChart();
   };
 
   Panel.prototype.drawChart = function () {
-    var samples = this.samples;
     var line = this.root.querySelector("[data-chart-line]");
     var summary = this.root.querySelector("[data-chart-summary]");
-    if (!line || !samples.length) return;
-    var end = samples[samples.length - 1][0];
-    // A page younger than the window draws what it has across the whole width.
-    var start = Math.max(end - CHART_MINUTES * 60000, samples[0][0]);
+    if (!line || !this.samples.length) return;
+    // The server's now: the line runs flat to it from the last snapshot
+    // (nothing changed since, truthfully), unless the numbers are not current.
+    var last = this.samples[this.samples.length - 1];
+    var end = this.state === "live" ? Math.max(last[0], Date.now() - this.skew) : last[0];
+    var from = end - this.range * 1000;
+    var shown = this.samples.filter(function (s) { return s[0] >= from; });
+    var before = this.samples.filter(function (s) { return s[0] < from; }).pop();
+    if (before) shown.unshift([from, before[1], before[2]]);
+    if (end > last[0]) shown.push([end, last[1], last[2]]);
+    // A history shorter than the range is drawn across the whole width.
+    var start = Math.max(from, shown[0][0]);
     if (end - start < 1000) start = end - 1000;
-    var values = samples.map(function (s) { return s[1]; });
+    var values = shown.map(function (s) { return s[1]; });
     var low = Math.min.apply(null, values);
     var high = Math.max.apply(null, values);
     var span = high - low || 1;
-    line.setAttribute("points", samples.map(function (s) {
+    line.setAttribute("points", shown.map(function (s) {
       var x = Math.max(0, ((s[0] - start) / (end - start)) * 300);
       var y = 74 - ((s[1] - low) / span) * 68;
       return x.toFixed(1) + "," + y.toFixed(1);
     }).join(" "));
-    summary.textContent = "From " + number(values[0]) + " to " + number(values[values.length - 1]) +
-      " nodes (lowest " + number(low) + ", highest " + number(high) + ").";
+    line.dataset.samples = shown.length;
+    summary.textContent = interpolate(
+      gettext("From %(first)s to %(last)s nodes (lowest %(low)s, highest %(high)s)."), {
+        first: number(values[0]), last: number(values[values.length - 1]),
+        low: number(low), high: number(high),
+      }, true);
   };
 
   /* -- the feed ----------------------------------------------------------- */
 
   Panel.prototype.changed = function (raw) {
-    // The same event twice (a tab handed a stream over, a replay) is shown once.
-    // Change events carry no id of their own: the same event is the same data.
+    // The same event twice (a tab handed a stream over) is shown once. Change
+    // events carry no id of their own: the same event is the same data.
     if (this.recent.indexOf(raw) >= 0) return;
     this.recent.push(raw);
     if (this.recent.length > RECENT_CHANGES) this.recent.shift();
     var data = JSON.parse(raw);
+    if (data.gap) {
+      // The server no longer holds what happened while this page was away.
+      this.note(gettext("Reconnected. Changes made while disconnected are in the numbers, not in " +
+        "this list."));
+      return;
+    }
     var key = "change-" + (this.batches += 1);
     var at = new Date();
     var entries = [];
@@ -267,7 +353,7 @@
   Panel.prototype.nodeEntry = function (change, key, at) {
     var item = this.entry(key, change.kind, at);
     item.dataset.node = change.id;
-    var name = "Node #" + change.id;
+    var name = interpolate(gettext("Node #%s"), [change.id]);
     var label = el("span", "graphapp-feed__node");
     if (this.adminUrl && change.kind !== "deleted") {
       var link = el("a", "", name);
@@ -277,17 +363,21 @@
       label.textContent = name;
     }
     item.append(label, " ", chip(change.node_type), " ");
-    if (change.kind === "created") item.append("created in ", chip(change.tier));
-    else if (change.kind === "deleted") item.append("deleted from ", chip(change.tier));
-    else if (change.kind === "tier") item.append("moved from ", chip(change.from), " to ", chip(change.tier));
-    else item.append(change.kind);
+    if (change.kind === "created") {
+      fill(item, gettext("created in %(tier)s"), { tier: chip(change.tier) });
+    } else if (change.kind === "deleted") {
+      fill(item, gettext("deleted from %(tier)s"), { tier: chip(change.tier) });
+    } else if (change.kind === "tier") {
+      fill(item, gettext("moved from %(from)s to %(to)s"), { from: chip(change.from), to: chip(change.tier) });
+    } else {
+      item.append(change.kind === "updated" ? gettext("updated") : change.kind);
+    }
     return item;
   };
 
   Panel.prototype.summaryEntry = function (kind, count, key, at) {
     var item = this.entry(key, "summary", at);
-    var words = SUMMARY_TEXT[kind];
-    item.append(el("strong", "", words[0] + number(count) + " " + (count === 1 ? words[1] : words[2])));
+    item.append(el("strong", "", interpolate(SUMMARY_TEXT[kind](count), [number(count)])));
     return item;
   };
 

@@ -7,8 +7,14 @@
  * window.GraphappStream for browsers without SharedWorker.
  *
  * Messages to a subscriber: {type: "state", state, confirmedAt}, {type: "stats",
- * id, data}, {type: "change", data}; `data` as the server sent it (a JSON
- * string). `change` events carry no id: they belong to the `stats` before them.
+ * id, data}, {type: "history", data}, {type: "change", data}; `data` as the
+ * server sent it (a JSON string). `change` and `history` events carry no id:
+ * they belong to the `stats` before them.
+ *
+ * Reconnecting, the connection tells the server the last `stats` id it saw
+ * (`last_event_id`: a new EventSource cannot send the Last-Event-ID header),
+ * and the server answers with the changes made meanwhile, or a `change` with
+ * `"gap": true` when it no longer holds them.
  *
  * States: connecting, live, stale, reconnecting, offline, denied. "stale" is the
  * server's word (`event: status`, {"state": "stale", "confirmed_at": ISO or
@@ -44,6 +50,7 @@
     this.state = "connecting";
     this.confirmedAt = null;
     this.closed = false;
+    this.lastId = "";
     this.open();
   }
 
@@ -73,7 +80,11 @@
     this.timer = null;
     this.grace = null;
     if (this.source) this.source.close();
-    var source = (this.source = new EventSource(this.url));
+    var url = this.url;
+    if (this.lastId) {
+      url += (url.indexOf("?") < 0 ? "?" : "&") + "last_event_id=" + encodeURIComponent(this.lastId);
+    }
+    var source = (this.source = new EventSource(url));
     // What this stream's server said with `status`: null (nothing: live is
     // implied), else the state it named. A new stream starts from nothing.
     var told = null;
@@ -81,8 +92,12 @@
       // Live only once the server has told the current truth on this stream
       // (and not said that it cannot confirm it): the numbers show either way.
       self.failures = 0;
+      self.lastId = event.lastEventId;
       self.emit({ type: "stats", id: event.lastEventId, data: event.data });
       self.heard(told);
+    });
+    source.addEventListener("history", function (event) {
+      self.emit({ type: "history", data: event.data });
     });
     source.addEventListener("status", function (event) {
       var status = parseStatus(event.data);
@@ -163,15 +178,32 @@
     return { state: status.state, confirmedAt: at };
   }
 
+  /* A `stats` event's data as a history point (the fields a chart draws). */
+  function point(data) {
+    var snapshot = JSON.parse(data);
+    return {
+      version: snapshot.version, at: snapshot.at, nodes: snapshot.nodes, edges: snapshot.edges,
+      tiers: snapshot.tiers, types: snapshot.types
+    };
+  }
+
   var isSharedWorker =
     typeof SharedWorkerGlobalScope !== "undefined" && scope instanceof SharedWorkerGlobalScope;
 
   if (isSharedWorker) {
-    var streams = {}; // url -> {connection, ports, status, stats}
+    var streams = {}; // url -> {connection, ports, status, stats, history, since}
+    // Snapshots kept since the stream's history event, for a tab that joins
+    // later: its chart starts where the others' are.
+    var KEEP_SNAPSHOTS = 600;
 
     var broadcast = function (stream, message) {
       if (message.type === "state") stream.status = message;
-      if (message.type === "stats") stream.stats = message;
+      if (message.type === "history") { stream.history = message; stream.since = []; }
+      if (message.type === "stats") {
+        stream.since.push(point(message.data));
+        if (stream.since.length > KEEP_SNAPSHOTS) stream.since.shift();
+        stream.stats = message;
+      }
       stream.ports.forEach(function (port) { port.postMessage(message); });
     };
 
@@ -186,7 +218,8 @@
       }
       if (!stream) {
         stream = streams[url] = {
-          ports: ports, status: { type: "state", state: "connecting", confirmedAt: null }, stats: null
+          ports: ports, status: { type: "state", state: "connecting", confirmedAt: null },
+          stats: null, history: null, since: []
         };
         stream.connection = new Connection(
           url, function (message) { broadcast(stream, message); }, accessUrl
@@ -194,8 +227,12 @@
       }
       if (stream.ports.indexOf(port) < 0) stream.ports.push(port);
       // A new tab starts from the current truth: the state (stale with its time
-      // included) and the latest snapshot.
+      // included), the history and the snapshots since, and the latest snapshot.
       port.postMessage(Object.assign({}, stream.status, { transport: "shared-worker" }));
+      if (stream.history) port.postMessage(stream.history);
+      if (stream.since.length) {
+        port.postMessage({ type: "history", data: JSON.stringify({ points: stream.since }) });
+      }
       if (stream.stats) port.postMessage(stream.stats);
     };
 
