@@ -147,6 +147,8 @@ async def test_subscriber_slow_reader_holds_a_bounded_summary_of_a_long_burst() 
     assert change_data(frame) == {"version": 2000, "changes": [], "summary": {"created": 2000}}
 
 
+
+
 async def test_subscriber_sends_snapshot_changes_then_the_latest_status() -> None:
     subscriber = Subscriber()
     subscriber.offer_status(b"event: status\ndata: stale\n\n")
