@@ -160,7 +160,8 @@ class Hub:
         try:
             async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
                 return await asyncio.shield(reading)
-        except (TimeoutError, DatabaseError) as exc:
+        except (TimeoutError, DatabaseError, ValueError) as exc:
+            # ValueError: a logged row that does not decode (written by hand).
             self._replays.pop(key, None)
             logger.warning("graphapp: missed changes not read: %s: %s", type(exc).__name__, exc)
             return replay.gap(upto)

@@ -56,9 +56,9 @@ class Reader:
             raise AssertionError(f"nothing within {within} s after {self.seen}") from None
 
     async def next_event(self) -> Record:
-        """The next event but ``change`` (each follows its snapshot), past
-        connections opened and lost."""
-        while "event" not in (record := await self.next()) or record["event"] == "change":
+        """The next event but ``change`` and ``history`` (each follows its
+        snapshot), past connections opened and lost."""
+        while "event" not in (record := await self.next()) or record["event"] in FOLLOWERS:
             assert "end" not in record, self.seen
         return record
 
@@ -116,7 +116,7 @@ BROWSER_READER = """() => {
   source.onopen = () => graphappRecord({ open: true });
   source.onerror = () => graphappRecord(
     source.readyState === EventSource.CLOSED ? { end: true } : { error: "connection lost" });
-  for (const name of ["stats", "change", "status", "reconnect", "message"]) {
+  for (const name of ["stats", "history", "change", "status", "reconnect", "message"]) {
     source.addEventListener(name, (event) =>
       graphappRecord({ event: name, data: event.data, retry: null }));
   }
@@ -154,6 +154,9 @@ READERS: dict[str, Start] = {
 }
 
 
+FOLLOWERS = ("change", "history")
+
+
 def stats_of(event: Record) -> dict[str, Any]:
     assert event["event"] == "stats", event
     stats: dict[str, Any] = json.loads(event["data"])
@@ -169,7 +172,13 @@ async def snapshot_first_then_update(
     """The first event is the current snapshot, and a write brings the next."""
     first = await reader.next_event()
     stats = stats_of(first)
-    assert reader.events() == [first]
+    # Every client sees the history right after it, ending with that snapshot.
+    while len(reader.events()) < 2:
+        await reader.next()
+    history = reader.events()[1]
+    assert history["event"] == "history", reader.seen
+    assert json.loads(history["data"])["points"][-1]["version"] == stats["version"]
+    assert reader.events()[:2] == [first, history]
     assert first["retry"] == (RETRY if library in SHOW_RETRY else None)
     now = (await editor.get("/graph/api/stats/")).json()
     assert [stats[key] for key in STATS_FIELDS] == [now[key] for key in STATS_FIELDS]

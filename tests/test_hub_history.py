@@ -144,3 +144,16 @@ def test_a_replayed_change_arriving_late_live_is_not_sent_again() -> None:
     sent = (subscriber.take() or b"").decode()
     datas = [json.loads(line[6:]) for line in sent.splitlines() if line.startswith("data: ")]
     assert [[c["id"] for c in d["changes"]] for d in datas] == [[1], [2]]
+
+
+async def test_a_malformed_logged_row_is_a_gap_not_a_broken_stream() -> None:
+    await in_thread(create_nodes, 1)
+    hub = Hub(asyncio.get_running_loop())
+    watcher = await hub.subscribe()
+    await in_thread(replay.record, hub.latest_version, "{not json")
+    back = await hub.subscribe(last_event_id=0)
+    try:
+        assert frames(back)[-1]["gap"] is True
+    finally:
+        hub.unsubscribe(back)
+        hub.unsubscribe(watcher)

@@ -27,6 +27,6 @@ source.addEventListener("error", (event) => {
 });
 // "message" too: an unnamed event (a retry in a block of its own, in some
 // clients) must never come.
-for (const name of ["stats", "change", "status", "reconnect", "message"]) {
+for (const name of ["stats", "history", "change", "status", "reconnect", "message"]) {
   source.addEventListener(name, (event) => emit({ event: name, data: event.data, retry: null }));
 }
