@@ -444,6 +444,29 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             f"{len(converge['seconds'])} runs.",
             "",
         ]
+    rows = results.get("history")
+    if rows:
+        lines += [
+            "### 9. History and the change log",
+            "",
+            "What each publication adds (one history point and, when nodes changed, one "
+            "change-log row, each its own small insert on the snapshot worker, after the "
+            "send and before it, respectively), what a process reads once when its first "
+            f"stream connects (a day of history at one snapshot a second, {rows[0]['rows']:,} "
+            "rows, chosen down to `HISTORY_POINTS`), and the size of the history event, "
+            "one encoding shared by every stream of the process (points of a million-node "
+            "graph: the widest numbers).",
+            "",
+            "| database | history point µs | change-log row µs | day of history read, ms | "
+            "points | event bytes |",
+            "| --- | ---: | ---: | --- | ---: | ---: |",
+        ]
+        for row in rows:
+            lines.append(
+                f"| {row['engine']} | {row['record_us']:.0f} | {row['log_us']:.0f} | "
+                f"{fmt(spread(row['load_ms']), 1)} | {row['points']} | {row['event_bytes']:,} |"
+            )
+        lines.append("")
     scale = results.get("scaleout")
     if scale and "runs" in scale:
         runs = scale["runs"]

@@ -64,6 +64,7 @@ class Plan:
     stats_sizes: tuple[int, ...]
     stats_repeats: int
     converge_runs: int = 10
+    history_rows: int = 86_400  # a day at one publication a second
 
     @classmethod
     def full(cls) -> Plan:
@@ -106,6 +107,7 @@ class Plan:
             (10_000, 100_000),
             3,
             converge_runs=3,
+            history_rows=3_600,
         )
 
 
@@ -484,6 +486,37 @@ def convergence(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
     log(f"convergence: {spread(seconds)} s")
 
 
+# -- 9: history and the change log ----------------------------------------------------------
+
+
+def history_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """A publication's history point and change-log row, a day of history
+    read once per process, and the size of the history event."""
+    results["history"] = []
+
+    def measure(engine: str, database_url: str) -> None:
+        env = site_env(database_url)
+        prepare_site(env, nodes=0)
+        answer = subprocess.run(
+            [sys.executable, "-m", "bench.historycost", str(plan.history_rows), "5"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if answer.returncode:
+            raise RuntimeError(f"bench.historycost failed on {engine}:\n{answer.stderr[-3000:]}")
+        row = json.loads(answer.stdout)
+        results["history"].append({"engine": engine, **row})
+        log(f"history {engine}: {row}")
+
+    measure("sqlite", work.sqlite_url("history.sqlite3"))
+    if postgres_available():
+        with postgres_database("history") as database_url:
+            measure("postgresql", database_url)
+
+
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "streaming": streaming,
     "burst": burst,
@@ -491,4 +524,5 @@ SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "scaleout": scale_out,
     "stats": stats_cost,
     "convergence": convergence,
+    "history": history_cost,
 }
