@@ -409,31 +409,39 @@ def scale_out(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
 # -- 7: statistics cost -------------------------------------------------------------------
 
 
+def on_each_engine(
+    name: str, work: Workdir, module: str, args: list[str]
+) -> Iterator[tuple[str, Any]]:
+    """Run ``python -m module args`` on a fresh, migrated site of SQLite and (when it
+    answers) PostgreSQL; yields (engine, its JSON output)."""
+    with contextlib.ExitStack() as stack:
+        urls = [("sqlite", work.sqlite_url(f"{name}.sqlite3"))]
+        if postgres_available():
+            urls.append(("postgresql", stack.enter_context(postgres_database(name))))
+        for engine, database_url in urls:
+            env = site_env(database_url)
+            prepare_site(env, nodes=0)
+            answer = subprocess.run(
+                [sys.executable, "-m", module, *args],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if answer.returncode:
+                raise RuntimeError(f"{module} failed on {engine}:\n{answer.stderr[-3000:]}")
+            yield engine, json.loads(answer.stdout)
+
+
 def stats_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
     results["stats"] = []
     sizes = ",".join(str(size) for size in plan.stats_sizes)
-
-    def measure(engine: str, database_url: str) -> None:
-        env = site_env(database_url)
-        prepare_site(env, nodes=0)
-        answer = subprocess.run(
-            [sys.executable, "-m", "bench.statscost", sizes, str(plan.stats_repeats)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if answer.returncode:
-            raise RuntimeError(f"bench.statscost failed on {engine}:\n{answer.stderr[-3000:]}")
-        for row in json.loads(answer.stdout):
+    args = [sizes, str(plan.stats_repeats)]
+    for engine, rows in on_each_engine("stats", work, "bench.statscost", args):
+        for row in rows:
             results["stats"].append({"engine": engine, **row})
             log(f"stats {engine} {row['nodes']}: {spread(row['ms'])} ms")
-
-    measure("sqlite", work.sqlite_url("stats.sqlite3"))
-    if postgres_available():
-        with postgres_database("stats") as database_url:
-            measure("postgresql", database_url)
 
 
 # -- 8: convergence without a message -----------------------------------------------------
@@ -493,28 +501,10 @@ def history_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
     """A publication's history point and change-log row, a day of history
     read once per process, and the size of the history event."""
     results["history"] = []
-
-    def measure(engine: str, database_url: str) -> None:
-        env = site_env(database_url)
-        prepare_site(env, nodes=0)
-        answer = subprocess.run(
-            [sys.executable, "-m", "bench.historycost", str(plan.history_rows), "5"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if answer.returncode:
-            raise RuntimeError(f"bench.historycost failed on {engine}:\n{answer.stderr[-3000:]}")
-        row = json.loads(answer.stdout)
+    args = [str(plan.history_rows), "5"]
+    for engine, row in on_each_engine("history", work, "bench.historycost", args):
         results["history"].append({"engine": engine, **row})
         log(f"history {engine}: {row}")
-
-    measure("sqlite", work.sqlite_url("history.sqlite3"))
-    if postgres_available():
-        with postgres_database("history") as database_url:
-            measure("postgresql", database_url)
 
 
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
