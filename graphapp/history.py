@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, TypedDict
 
-from django.db import DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.db.models import BigIntegerField, F, Value, Window
 from django.db.models.functions import RowNumber
 
@@ -250,11 +250,12 @@ def load(now_ms: int | None = None, since_ms: int | None = None) -> list[Point]:
 _next_prune = 0.0
 
 
-def prune() -> None:
+def prune(using: str = DEFAULT_DB_ALIAS) -> None:
     """Forget points older than the window (at most once a minute per process)."""
     global _next_prune
     if time.monotonic() < _next_prune:
         return
     _next_prune = time.monotonic() + PRUNE_EVERY
     grid, _, window_ms = _grid()
-    HistoryPoint.objects.filter(at_ms__lt=_now_ms() - window_ms - grid[-1].bucket_ms).delete()
+    oldest = _now_ms() - window_ms - grid[-1].bucket_ms
+    HistoryPoint.objects.using(using).filter(at_ms__lt=oldest).delete()

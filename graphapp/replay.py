@@ -19,7 +19,7 @@ import json
 import time
 from typing import Final
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Max
 
 from graphapp.changes import ChangeBatch
@@ -77,7 +77,7 @@ def missed(after: int, upto: int) -> str:
 _next_prune = 0.0
 
 
-def prune() -> None:
+def prune(using: str = DEFAULT_DB_ALIAS) -> None:
     """Forget publications past the retention or the limit, leaving the marker
     (at most once a minute per process)."""
     global _next_prune
@@ -85,7 +85,8 @@ def prune() -> None:
         return
     _next_prune = time.monotonic() + PRUNE_EVERY
     config = get_config()
-    logged = LoggedChanges.objects.exclude(data=_MARKER)
+    rows = LoggedChanges.objects.using(using)
+    logged = rows.exclude(data=_MARKER)
     cutoff = logged.filter(
         at_ms__lt=_now_ms() - round(config["CHANGE_LOG_RETENTION"] * 1000)
     ).aggregate(newest=Max("version"))["newest"]
@@ -94,6 +95,6 @@ def prune() -> None:
     forget = max([v for v in (cutoff, *beyond) if v is not None], default=None)
     if forget is None:
         return
-    with transaction.atomic():
-        LoggedChanges.objects.filter(version__lte=forget).delete()
-        LoggedChanges.objects.create(version=forget, at_ms=_now_ms(), data=_MARKER)
+    with transaction.atomic(using=using):
+        rows.filter(version__lte=forget).delete()
+        rows.create(version=forget, at_ms=_now_ms(), data=_MARKER)

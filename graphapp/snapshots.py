@@ -73,7 +73,7 @@ def tidy() -> None:
     """Fold what writers appended (PostgreSQL: the degree ledger's and the
     version's pending rows) and prune history and the change log; off the path
     from a commit to the streams."""
-    for fold in (ledger.compact, versions.fold, _prune_history, _prune_log):
+    for fold in (ledger.compact, versions.fold, history.prune, replay.prune):
         try:
             fold(DEFAULT_DB_ALIAS)
         except DatabaseError as exc:
@@ -82,11 +82,3 @@ def tidy() -> None:
             logger.warning(
                 "graphapp: %s not folded: %s: %s", fold.__module__, type(exc).__name__, exc
             )
-
-
-def _prune_history(using: str) -> None:
-    history.prune()
-
-
-def _prune_log(using: str) -> None:
-    replay.prune()
