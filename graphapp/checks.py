@@ -89,6 +89,19 @@ def _redis_py_too_new(alias: str) -> str | None:
     return version if major.isdigit() and int(major) >= REDIS_PY_TOO_NEW else None
 
 
+#: SQLite modes whose transactions take the write lock when they begin (W006).
+SQLITE_WRITE_FIRST_MODES = ("IMMEDIATE", "EXCLUSIVE")
+
+
+def sqlite_defers(database: dict[str, Any]) -> bool:
+    """Whether ``database`` (one entry of DATABASES) is SQLite opening its
+    transactions deferred."""
+    if database.get("ENGINE") != "django.db.backends.sqlite3":
+        return False
+    mode = str(database.get("OPTIONS", {}).get("transaction_mode") or "DEFERRED")
+    return mode.upper() not in SQLITE_WRITE_FIRST_MODES
+
+
 BUFFERING_MIDDLEWARE = {
     "django.middleware.gzip.GZipMiddleware": "compresses the stream chunk by chunk and "
     "never flushes, so events stall",
@@ -154,6 +167,19 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 hint='Install redis-py below 8: pip install "redis<8" (graphapp[redis] carries '
                 "that bound).",
                 id="graphapp.W005",
+            )
+        )
+    if sqlite_defers(settings.DATABASES[DEFAULT_DB_ALIAS]):
+        messages.append(
+            Warning(
+                "SQLite opens this project's transactions DEFERRED: one that reads and then "
+                "writes fails at once with 'database is locked' (SQLite cannot wait there "
+                "without risking a deadlock) whenever another connection writes meanwhile, "
+                "and graphapp's worker writes after every publication (history and the "
+                "change log).",
+                hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE": '
+                "such a transaction then waits for the lock (up to OPTIONS['timeout']).",
+                id="graphapp.W006",
             )
         )
     for path in settings.MIDDLEWARE:

@@ -83,6 +83,10 @@ WSGI_APPLICATION = None
 DATABASES: dict[str, Any] = {
     "default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A transaction takes the write lock when it begins: one that read first
+    # would fail at once, not wait, when graphapp's worker writes meanwhile (W006).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("transaction_mode", "IMMEDIATE")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A pool per process: a reconnect storm of browsers (each request checks its
     # session and permissions) waits for a connection instead of exceeding the

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.test import override_settings
 
 from graphapp import checks, schema
-from graphapp.checks import check_cross_process_updates, check_deployment
+from graphapp.checks import check_cross_process_updates, check_deployment, sqlite_defers
 from tests.live import LiveServer
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -182,3 +183,40 @@ def test_a_wrong_setting_stops_the_process_at_start_up(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "GraphappConfigError: settings.GRAPHAPP['MAX_CONNECTIONS']" in done.stderr
     assert "must be a whole number >= 1, not 0" in done.stderr
+
+
+SQLITE = "django.db.backends.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("database", "defers"),
+    [
+        ({"ENGINE": SQLITE}, True),
+        ({"ENGINE": SQLITE, "OPTIONS": {"transaction_mode": None}}, True),
+        ({"ENGINE": SQLITE, "OPTIONS": {"transaction_mode": "DEFERRED"}}, True),
+        ({"ENGINE": SQLITE, "OPTIONS": {"transaction_mode": "immediate"}}, False),
+        ({"ENGINE": SQLITE, "OPTIONS": {"transaction_mode": "EXCLUSIVE"}}, False),
+        ({"ENGINE": "django.db.backends.postgresql"}, False),
+    ],
+)
+def test_sqlite_defers_tells_which_databases_w006_warns_of(
+    database: dict[str, Any], defers: bool
+) -> None:
+    assert sqlite_defers(database) is defers
+
+
+def test_deployment_check_warns_of_sqlite_opening_transactions_deferred() -> None:
+    database = settings.DATABASES[DEFAULT_DB_ALIAS]
+    if database["ENGINE"] != SQLITE:
+        pytest.skip("SQLite only: this run's database is another")
+    # Not override_settings: Django warns against replacing DATABASES in a test.
+    options = database.setdefault("OPTIONS", {})
+    mode = options.pop("transaction_mode", None)
+    try:
+        warnings = [message for message in check_deployment() if message.id == "graphapp.W006"]
+    finally:
+        if mode is not None:
+            options["transaction_mode"] = mode
+    (warning,) = warnings
+    assert "'database is locked'" in warning.msg
+    assert '"transaction_mode"] = "IMMEDIATE"' in (warning.hint or "")
