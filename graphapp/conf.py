@@ -30,6 +30,7 @@ class Config(TypedDict):
     MAX_CONNECTIONS: int
     MAX_CONNECTIONS_PER_USER: int
     SHUTDOWN_TIMEOUT: float
+    RECONNECT_RATE: int
     EDGES: bool
     ENTANGLEMENT: bool
     HISTORY_WINDOW: float
@@ -81,6 +82,10 @@ DEFAULTS: Final[Config] = {
     # (each is told to reconnect at once) before the server's own shutdown
     # goes on; 0 leaves the signals to the server alone.
     "SHUTDOWN_TIMEOUT": 3.0,
+    # Reconnects per second that the streams a process drains are spread to
+    # (graphapp.shutdown): below what one restarted process accepts, so that
+    # the admin and the API still get their turn while they come back.
+    "RECONNECT_RATE": 1000,
     # Whether snapshots count edges, and whether they compute the average
     # entanglement (one pass over the edges per node; at a million nodes the
     # costliest part of a snapshot). Off, the field is null.
@@ -121,7 +126,13 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
-    for key in ("MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_USER", "CHANGE_LIMIT", "CHANGE_LOG_LIMIT"):
+    for key in (
+        "MAX_CONNECTIONS",
+        "MAX_CONNECTIONS_PER_USER",
+        "CHANGE_LIMIT",
+        "CHANGE_LOG_LIMIT",
+        "RECONNECT_RATE",
+    ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")

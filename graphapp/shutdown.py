@@ -3,10 +3,12 @@
 Neither daphne nor uvicorn ends a response that never ends by itself: daphne
 drops the connections, uvicorn waits for them (for ever, without
 ``--timeout-graceful-shutdown``). So graphapp puts its own handler in front of
-the server's: it tells every open stream to reconnect soon (a ``reconnect``
-event whose ``retry:`` is at most one second, spread so that browsers do not
-all come back in the same instant) and ends it cleanly, answers a new stream
-with that event alone, waits until the streams are gone or ``SHUTDOWN_TIMEOUT``
+the server's: it tells every open stream when to reconnect (a ``reconnect``
+event whose ``retry:`` is at least a second, so that while no process listens
+each client tries about once a second, and spread beyond that so that the
+streams come back at about ``RECONNECT_RATE`` per second rather than all in
+the same instant) and ends it cleanly, answers a new stream with that event
+alone, waits until the streams are gone or ``SHUTDOWN_TIMEOUT``
 passes, and only then calls the server's own handler. A second signal goes straight to the server.
 
 The handler is installed by the first stream, from the thread that runs the
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import random
 import signal
@@ -36,7 +39,11 @@ from graphapp.wire import reconnect_frame
 logger = logging.getLogger(__name__)
 
 SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
-RECONNECT_WITHIN_MS: Final = 1000
+#: The least a drained stream's client waits before each attempt to connect
+#: again: a restart costs it about one attempt a second while nothing listens.
+RECONNECT_AFTER_MS: Final = 1000
+#: The least spread of those reconnects beyond RECONNECT_AFTER_MS.
+MIN_SPREAD_MS: Final = 1000
 
 # What signal.getsignal() returns: a Python handler, SIG_DFL/SIG_IGN, or None.
 Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
@@ -44,12 +51,27 @@ Handler: TypeAlias = Callable[[int, FrameType | None], Any] | int | None
 _installed = False
 
 
-def final_frame() -> bytes:
-    """Come back within a second: the last event of each stream the drain ends,
-    and the whole answer to a stream asked for while it lasts (a 503 would stop
-    every standard EventSource for good)."""
-    retry = get_config()["RETRY"]
-    return reconnect_frame(random.randint(0, min(retry, RECONNECT_WITHIN_MS)), "shutdown")
+def spread_ms(streams: int) -> int:
+    """Milliseconds to spread ``streams`` reconnects over, so that they arrive
+    at about ``RECONNECT_RATE`` per second."""
+    return max(MIN_SPREAD_MS, math.ceil(streams * 1000 / get_config()["RECONNECT_RATE"]))
+
+
+def final_frame(spread: int = MIN_SPREAD_MS) -> bytes:
+    """Come back after RECONNECT_AFTER_MS and at most ``spread`` ms more: the
+    last event of each stream the drain ends, and the whole answer to a stream
+    asked for while it lasts (a 503 would stop every standard EventSource for
+    good)."""
+    return reconnect_frame(RECONNECT_AFTER_MS + random.randint(0, spread), "shutdown")
+
+
+def come_back_frame() -> bytes:
+    """:func:`final_frame` for a stream asked for during the drain: spread like
+    the drained ones (they are most of who asks)."""
+    return final_frame(_drain_spread_ms)
+
+
+_drain_spread_ms = MIN_SPREAD_MS
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -94,13 +116,17 @@ _draining_tasks: set[asyncio.Future[None]] = set()
 
 
 async def _drain(previous: Handler, signum: int, frame: FrameType | None) -> None:
+    global _drain_spread_ms
     loop = asyncio.get_running_loop()
-    closed = sum(hub.close_all(final_frame) for hub in all_hubs())
+    hubs = all_hubs()
+    _drain_spread_ms = spread_ms(sum(len(hub.subscribers) for hub in hubs))
+    closed = sum(hub.close_all(come_back_frame) for hub in hubs)
     timeout = get_config()["SHUTDOWN_TIMEOUT"]
     logger.info(
-        "graphapp: %s: ending %d stream(s), waiting up to %.1f s",
+        "graphapp: %s: ending %d stream(s), back within %.1f s, waiting up to %.1f s",
         signal.Signals(signum).name,
         closed,
+        (RECONNECT_AFTER_MS + _drain_spread_ms) / 1000,
         timeout,
     )
     empty = asyncio.Event()

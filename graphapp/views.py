@@ -85,7 +85,7 @@ def _come_back_soon() -> HttpResponse:
     an error status: a 503 here (the drain's own clients coming back before
     the process stops listening) would end every standard client.
     """
-    response = HttpResponse(shutdown.final_frame(), content_type=EVENT_STREAM)
+    response = HttpResponse(shutdown.come_back_frame(), content_type=EVENT_STREAM)
     response["Cache-Control"] = "no-cache"
     return response
 

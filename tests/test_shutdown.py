@@ -16,7 +16,7 @@ from django.db import connections
 from django.test import AsyncClient
 
 from graphapp.limits import stream_limits
-from graphapp.shutdown import final_frame
+from graphapp.shutdown import MIN_SPREAD_MS, RECONNECT_AFTER_MS, final_frame, spread_ms
 from tests.test_wire import httpx_sse_events
 
 
@@ -29,23 +29,43 @@ def draining() -> Iterator[None]:
         stream_limits.draining = False
 
 
-def test_final_frame_is_a_reconnect_event_within_the_retry_and_a_second(settings: Any) -> None:
-    settings.GRAPHAPP = {"RETRY": 200}
-    for _ in range(50):
-        [event] = httpx_sse_events(final_frame())
+def test_final_frame_waits_a_second_then_spreads_over_the_spread() -> None:
+    retries = []
+    for _ in range(200):
+        [event] = httpx_sse_events(final_frame(3000))
         assert event.event == "reconnect"
         assert event.retry is not None
-        assert 0 <= event.retry <= 200
         assert json.loads(event.data) == {"reason": "shutdown", "retry": event.retry}
-    settings.GRAPHAPP = {"RETRY": 600_000}
-    assert all((httpx_sse_events(final_frame())[0].retry or 0) <= 1000 for _ in range(50))
+        retries.append(event.retry)
+    assert min(retries) >= RECONNECT_AFTER_MS
+    assert max(retries) <= RECONNECT_AFTER_MS + 3000
+    # Spread, not bunched: 200 draws fall into each of four quarters of the span.
+    quarters = {(retry - RECONNECT_AFTER_MS) * 4 // 3001 for retry in retries}
+    assert quarters == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("streams", "rate", "spread"),
+    [
+        (0, 500, MIN_SPREAD_MS),
+        (100, 500, MIN_SPREAD_MS),
+        (5000, 500, 10_000),
+        (5001, 1000, 5001),
+        (3000, 1000, 3000),
+    ],
+)
+def test_the_spread_brings_the_streams_back_at_the_reconnect_rate(
+    settings: Any, streams: int, rate: int, spread: int
+) -> None:
+    settings.GRAPHAPP = {"RECONNECT_RATE": rate}
+    assert spread_ms(streams) == spread
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("draining")
 async def test_a_stream_asked_for_during_the_drain_gets_the_reconnect_event_alone() -> None:
     # A 503 would stop a standard EventSource for good (Chromium's, Node's,
-    # requests-sse): the drain's own clients come back within a second, and under
+    # requests-sse): the drain's own clients come back within seconds, and under
     # uvicorn the process still answers for a tenth of one after their streams end.
     from django.contrib.auth.models import Permission, User
 
@@ -65,4 +85,4 @@ async def test_a_stream_asked_for_during_the_drain_gets_the_reconnect_event_alon
     [event] = httpx_sse_events(response.content)
     assert event.event == "reconnect"
     assert event.retry is not None
-    assert 0 <= event.retry <= 1000
+    assert RECONNECT_AFTER_MS <= event.retry <= RECONNECT_AFTER_MS + MIN_SPREAD_MS

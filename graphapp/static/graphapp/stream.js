@@ -24,6 +24,12 @@
  * live, but a server that cannot confirm says so right after the first `stats`
  * of a new stream, so that first `stats` waits a moment before it means live.
  *
+ * A server that ends its streams on purpose (a restart) says when to come back
+ * (`event: reconnect`, {"retry": ms}, at least a second, spread so that its
+ * streams do not all come back at once): the connection then waits that long
+ * before each of its next attempts, instead of its own back-off, so a restart
+ * costs about one attempt a second and the page is back soon after the server.
+ *
  * An EventSource cannot see why a connection failed. After a failure the
  * connection asks `accessUrl` (the JSON stats, behind the same permission): a
  * 401 or 403 means the session ended or the permission went, and retrying would
@@ -32,8 +38,12 @@
 (function (scope) {
   "use strict";
 
-  var FIRST_DELAY_MS = 500;
+  // The back-off's first wait is half a second to one: about one attempt a second at most.
+  var FIRST_DELAY_MS = 1000;
   var MAX_DELAY_MS = 30000;
+  // Attempts that keep to the server's `reconnect` word before the back-off
+  // takes over (a restart that takes longer is an outage).
+  var COME_BACK_ATTEMPTS = 30;
   var OFFLINE_AFTER_FAILURES = 5;
   // How long the first `stats` of a stream waits for a `status` that may follow
   // it: long enough for the next event of the same write, short to a person.
@@ -44,6 +54,7 @@
     this.emit = emit;
     this.accessUrl = accessUrl || "";
     this.failures = 0;
+    this.comeBackAfter = null;  // ms, from the server's last `reconnect` event
     this.source = null;
     this.timer = null;
     this.grace = null;
@@ -88,10 +99,12 @@
     // What this stream's server said with `status`: null (nothing: live is
     // implied), else the state it named. A new stream starts from nothing.
     var told = null;
+    var endedOnPurpose = false;  // by the server's `reconnect` event
     source.addEventListener("stats", function (event) {
       // Live only once the server has told the current truth on this stream
       // (and not said that it cannot confirm it): the numbers show either way.
       self.failures = 0;
+      self.comeBackAfter = null;
       self.lastId = event.lastEventId;
       self.emit({ type: "stats", id: event.lastEventId, data: event.data });
       self.heard(told);
@@ -106,6 +119,12 @@
       told = status.state;
       self.setState(status.state, status.confirmedAt);
     });
+    source.addEventListener("reconnect", function (event) {
+      var retry = parseRetry(event.data);
+      if (retry === null) return;
+      self.comeBackAfter = retry;
+      endedOnPurpose = true;
+    });
     source.addEventListener("change", function (event) {
       // No id: a change belongs to the stats before it (lastEventId is that one's).
       self.emit({ type: "change", data: event.data });
@@ -118,7 +137,9 @@
       // status: close and retry ourselves.
       source.close();
       self.source = null;
-      self.check();
+      // Told to come back: this stream ended on purpose, nothing to ask about.
+      if (endedOnPurpose) self.retry();
+      else self.check();
     });
   };
 
@@ -145,9 +166,14 @@
     this.failures += 1;
     var offline = scope.navigator.onLine === false || this.failures > OFFLINE_AFTER_FAILURES;
     this.setState(offline ? "offline" : "reconnecting");
-    var delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * Math.pow(2, this.failures - 1));
-    // Jitter: after a restart, a thousand wall screens must not come back at once.
-    delay = delay / 2 + (Math.random() * delay) / 2;
+    var delay;
+    if (this.comeBackAfter !== null && this.failures <= COME_BACK_ATTEMPTS) {
+      delay = this.comeBackAfter;  // spread by the server already
+    } else {
+      delay = Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * Math.pow(2, this.failures - 1));
+      // Jitter: after a crash, a thousand wall screens must not come back at once.
+      delay = delay / 2 + (Math.random() * delay) / 2;
+    }
     this.timer = setTimeout(this.open.bind(this), delay);
   };
 
@@ -164,18 +190,29 @@
     this.source = null;
   };
 
-  /* `event: status` data as {state, confirmedAt}, or null for what this client
-   * does not know (a newer server's state, malformed JSON): then nothing changes. */
-  function parseStatus(data) {
-    var status;
+  /* An event's data as JSON, or null when it is none. */
+  function parseJson(data) {
     try {
-      status = JSON.parse(data);
+      return JSON.parse(data);
     } catch (error) {
       return null;
     }
+  }
+
+  /* `event: status` data as {state, confirmedAt}, or null for what this client
+   * does not know (a newer server's state, malformed JSON): then nothing changes. */
+  function parseStatus(data) {
+    var status = parseJson(data);
     if (!status || (status.state !== "stale" && status.state !== "live")) return null;
     var at = typeof status.confirmed_at === "string" ? status.confirmed_at : null;
     return { state: status.state, confirmedAt: at };
+  }
+
+  /* A `reconnect` event's retry in ms, or null when it names none. */
+  function parseRetry(data) {
+    var hint = parseJson(data);
+    var retry = hint && hint.retry;
+    return typeof retry === "number" && isFinite(retry) && retry >= 0 ? retry : null;
   }
 
   /* A `stats` event's data as a history point (the fields a chart draws). */
