@@ -40,7 +40,7 @@ def server_options(kind: str, fd: int, workers: int = 0) -> list[str]:
     Every kind but granian takes a socket bound by someone else (granian binds
     its own: see ``LiveServer.start``).
     """
-    if kind == "daphne" and not workers:
+    if kind in {"daphne", "graphapp.daphne"} and not workers:
         return ["--fd", str(fd)]
     if kind == "uvicorn":
         return ["--fd", str(fd), "--lifespan", "off", *_workers(workers)]
@@ -130,7 +130,9 @@ class LiveServer:
     redis_url: str = ""  # default: Channels' in-memory layer
     redis_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
-    server: str = "daphne"  # or "uvicorn", "gunicorn", "hypercorn", "granian"
+    # or "graphapp.daphne" (daphne bounding request bodies), "uvicorn", "gunicorn",
+    # "hypercorn", "granian"
+    server: str = "daphne"
     clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
     tls: ServerTLS | None = None  # HTTPS (hypercorn, granian)
     workers: int = 0  # worker processes (0: the server's one process or worker)
