@@ -94,8 +94,8 @@ class BoundedCommandLine(CommandLineInterface):
         application = super().load_asgi_app(asgi_app_path)
         if not isinstance(application, BodyLimit):
             sys.exit(
-                f"graphapp.daphne: {asgi_app_path} is a {type(application).__name__}, "
-                "not a graphapp.bodylimit.BodyLimit: there is no limit to apply"
+                f"graphapp.daphne: {asgi_app_path} is not a graphapp.bodylimit.BodyLimit "
+                f"({type(application).__name__}): there is no limit to apply"
             )
         return application
 
