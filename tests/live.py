@@ -247,22 +247,24 @@ class LiveServer:
         )
 
 
-async def login(server: LiveServer, username: str, *, http2: bool = False) -> httpx.AsyncClient:
+async def login(
+    server: LiveServer, username: str, *, http2: bool = False, form: str = "/accounts/login/"
+) -> httpx.AsyncClient:
     """A client holding a session of ``username``, logged in through the login form
-    (``http2``: offering HTTP/2, which a server with ``tls`` may choose)."""
+    at ``form`` (``http2``: offering HTTP/2, which a server with ``tls`` may choose)."""
     client = httpx.AsyncClient(
         base_url=server.url, timeout=EVENT_TIMEOUT, http2=http2, **server.client_options()
     )
-    page = await client.get("/accounts/login/")
+    page = await client.get(form)
     page.raise_for_status()
     answer = await client.post(
-        "/accounts/login/",
+        form,
         data={
             "username": username,
             "password": PASSWORD,
             "csrfmiddlewaretoken": client.cookies["csrftoken"],
         },
-        headers={"Referer": f"{server.url}/accounts/login/"},
+        headers={"Referer": f"{server.url}{form}"},
     )
     assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
     return client
@@ -270,9 +272,9 @@ async def login(server: LiveServer, username: str, *, http2: bool = False) -> ht
 
 @contextlib.asynccontextmanager
 async def logged_in(
-    server: LiveServer, username: str, *, http2: bool = False
+    server: LiveServer, username: str, *, http2: bool = False, form: str = "/accounts/login/"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    client = await login(server, username, http2=http2)
+    client = await login(server, username, http2=http2, form=form)
     try:
         yield client
     finally:

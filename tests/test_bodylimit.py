@@ -30,8 +30,8 @@ from tests.live import (
     LiveServer,
     create_node,
     csrf_headers,
+    logged_in,
 )
-from tests.site_setup import PASSWORD
 
 LIMIT = global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # graphsite keeps Django's
 API = "/graph/api/nodes/"
@@ -152,19 +152,8 @@ async def test_outside_the_api_the_refusal_is_plain_text_in_the_browsers_languag
 
 
 async def test_bodies_within_the_limit_are_served_as_before(bounded: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=bounded.url, timeout=EVENT_TIMEOUT) as admin:
-        page = await admin.get("/admin/login/")
-        assert page.status_code == 200
-        signed_in = await admin.post(
-            "/admin/login/?next=/admin/",
-            data={
-                "username": "admin",
-                "password": PASSWORD,
-                "csrfmiddlewaretoken": admin.cookies["csrftoken"],
-            },
-            headers={"Referer": f"{bounded.url}/admin/login/"},
-        )
-        assert (signed_in.status_code, signed_in.headers["location"]) == (302, "/admin/")
+    # The admin's login form (a 302 to the admin, or login() fails), then the API.
+    async with logged_in(bounded, "admin", form="/admin/login/?next=/admin/") as admin:
         created = await create_node(admin, bounded, content="under the limit")
         assert created["content"] == "under the limit"
         await assert_django_judges_a_body_at_the_limit(admin, bounded, API)
