@@ -121,10 +121,8 @@ async def test_a_declared_length_over_the_limit_gets_413_before_the_body_is_sent
 ) -> None:
     # A client that waits for `100 Continue` before it sends the body, as curl
     # does for large bodies: it gets the 413 instead, and a closed connection.
-    async with connection(bounded, API, f"Content-Length: {length}", Expect="100-continue") as (
-        reader,
-        _,
-    ):
+    framing = f"Content-Length: {length}"
+    async with connection(bounded.port, API, framing, Expect="100-continue") as (reader, _):
         answer = await until_closed(reader)
     assert too_large(answer)
     assert answer.headers["connection"] == "close"
