@@ -8,10 +8,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from graphapp.bodylimit import BodyLimit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 application = get_asgi_application()
-
-from graphapp.bodylimit import BodyLimit  # noqa: E402 - after the app registry is ready
 
 bounded = BodyLimit(application, json_prefixes=["/graph/api/"])
