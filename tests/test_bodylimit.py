@@ -92,6 +92,15 @@ async def connection(
             await writer.wait_closed()
 
 
+async def one_answer(reader: asyncio.StreamReader) -> Answer:
+    """The next answer on the connection, which the server may keep open."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), EVENT_TIMEOUT)
+    answer = parse(head)
+    length = int(answer.headers["content-length"])
+    answer.body = await asyncio.wait_for(reader.readexactly(length), EVENT_TIMEOUT)
+    return answer
+
+
 async def until_closed(reader: asyncio.StreamReader) -> Answer:
     """Everything the server sends until it closes the connection (bounded)."""
     return parse(await asyncio.wait_for(reader.read(), EVENT_TIMEOUT))
@@ -132,6 +141,24 @@ async def test_a_chunked_body_is_cut_with_413_once_it_passes_the_limit(
     bounded: LiveServer,
 ) -> None:
     answer = await chunked_over_the_limit(bounded.port, API)
+    assert too_large(answer)
+
+
+async def test_under_plain_daphne_the_413_comes_once_the_whole_body_is_in(
+    live_server_default: LiveServer,
+) -> None:
+    # daphne calls the application only then (docs/deployment.md, "Request
+    # bodies"); BodyLimit still spares Django's copy of it. The body read,
+    # daphne keeps the connection.
+    length = LIMIT + 1
+    async with connection(live_server_default.port, API, f"Content-Length: {length}") as (
+        reader,
+        writer,
+    ):
+        for offset in range(0, length, CHUNK):
+            writer.write(b"0" * min(CHUNK, length - offset))
+            await writer.drain()
+        answer = await one_answer(reader)
     assert too_large(answer)
 
 
