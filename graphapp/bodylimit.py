@@ -6,7 +6,7 @@ POST of any size to any URL costs its size in disk and time. :class:`BodyLimit`
 is that bound, as an ASGI application around Django's: a ``Content-Length``
 over the limit is answered at once, before the client sends the body; a body
 of unknown length (chunked) is cut as it passes the limit. Either way the
-answer closes the connection.
+answer closes the connection (plain daphne keeps one whose body it has read).
 
 Under a server that streams bodies (uvicorn) that is the whole bound. daphne
 reads the body before it calls the application; ``python -m graphapp.daphne``

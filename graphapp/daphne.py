@@ -70,7 +70,8 @@ class BoundedRequest(http_protocol.WebRequest):
         """Answer 413 and close, as Twisted answers a request it cannot parse."""
         self.refused = True
         channel = self.channel
-        # The request line is all the channel has parsed of the request yet.
+        # Twisted sets the request's path only once the body is in; the channel
+        # keeps it from the request line.
         path = channel._path.split(b"?", 1)[0].decode("latin-1")
         headers = [
             (name.lower(), value)
