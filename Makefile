@@ -21,7 +21,7 @@ run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_admin
 	@echo "graphsite on http://$(HOST):$(PORT)/  (admin: /admin/, live page: /graph/live/)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) graphsite.asgi:application
+	$(BIN)/python -m graphapp.daphne -b $(HOST) -p $(PORT) graphsite.asgi:application
 
 lint: install
 	$(BIN)/ruff check .

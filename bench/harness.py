@@ -91,11 +91,13 @@ def prepare_site(env: dict[str, str], nodes: int = 1000) -> None:
 
 @dataclass
 class Server:
-    """The benchmark site under daphne or uvicorn, one process."""
+    """The benchmark site under daphne or uvicorn, one process (``graphapp.daphne``:
+    daphne with graphapp's bound on request bodies)."""
 
     kind: str
     env: dict[str, str]
     log: Path
+    application: str = "bench.asgi:application"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     _ps: psutil.Process | None = None
@@ -106,7 +108,7 @@ class Server:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            if self.kind == "daphne":
+            if self.kind in {"daphne", "graphapp.daphne"}:
                 # Pre-bound with a deep backlog: daphne's own listen() uses 50,
                 # and thousands of connects at once would see SYNs dropped.
                 listener = socket.socket()
@@ -117,12 +119,12 @@ class Server:
                     [
                         sys.executable,
                         "-m",
-                        "daphne",
+                        self.kind,
                         "-v",
                         "0",
                         "--fd",
                         str(listener.fileno()),
-                        "bench.asgi:application",
+                        self.application,
                     ],
                     env=self.env,
                     stdout=log,
@@ -137,7 +139,7 @@ class Server:
                         sys.executable,
                         "-m",
                         "uvicorn",
-                        "bench.asgi:application",
+                        self.application,
                         "--host",
                         HOST,
                         "--port",

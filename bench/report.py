@@ -467,6 +467,7 @@ def other_tables(results: dict[str, Any]) -> list[str]:
                 f"{fmt(spread(row['load_ms']), 1)} | {row['points']} | {row['event_bytes']:,} |"
             )
         lines.append("")
+    lines += bodies_table(results)
     scale = results.get("scaleout")
     if scale and "runs" in scale:
         runs = scale["runs"]
@@ -520,6 +521,37 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def bodies_table(results: dict[str, Any]) -> list[str]:
+    bodies = results.get("bodies")
+    if not bodies:
+        return []
+    mib = 2**20
+    lines = [
+        "### 10. Large request bodies",
+        "",
+        f"One anonymous POST of {bodies['mib']} MiB (zeros, made as they are sent) to a URL "
+        "that does not exist, on a fresh server each: `application` is Django's handler "
+        "alone, `bounded` the same behind `graphapp.bodylimit.BodyLimit` (graphsite's, limit "
+        f"{bodies['limit']:,} bytes), `graphapp.daphne` daphne with the same bound as the "
+        "body arrives. Sent: what the client had handed to its socket when the answer came. "
+        "RSS before, at the peak and 3 s after the answer; temporary files: the largest "
+        "total the server held open in its TMPDIR.",
+        "",
+        "| server | application | body | answer | sent MiB | RSS MiB before / peak / after "
+        "| temporary files MiB |",
+        "| --- | --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for run in bodies["runs"]:
+        rss = "/".join(f"{run[key] / mib:.0f}" for key in ("rss_before", "rss_peak", "rss_settled"))
+        lines.append(
+            f"| {run['server']} | {run['application'].rsplit(':', 1)[1]} "
+            f"| {'chunked' if run['chunked'] else 'Content-Length'} "
+            f"| {run['status_line'].split(' ', 1)[1]} | {run['sent_before_answer'] / mib:.0f} "
+            f"| {rss} | {run['temp_peak'] / mib:.0f} |"
+        )
+    return [*lines, ""]
 
 
 def write(results: dict[str, Any], out: Path) -> None:

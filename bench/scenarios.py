@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from django.conf import global_settings
 from httpx_sse import aconnect_sse
 
+from bench import bodies
 from bench.harness import (
     ROOT,
     ClientProcess,
@@ -35,6 +37,8 @@ from bench.harness import (
     viewer_cookies,
 )
 from graphapp.conf import DEFAULTS
+
+DATA_UPLOAD_LIMIT = global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # bench.settings keeps Django's
 
 PATHS = {
     "graphapp": "/graph/events/",
@@ -65,6 +69,7 @@ class Plan:
     stats_repeats: int
     converge_runs: int = 10
     history_rows: int = 86_400  # a day at one publication a second
+    body_mib: int = 256  # scenario 10's POST: a few seconds per server
 
     @classmethod
     def full(cls) -> Plan:
@@ -507,6 +512,69 @@ def history_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
         log(f"history {engine}: {row}")
 
 
+# -- 10: large request bodies -------------------------------------------------------------
+
+# (server, application): Django alone, behind BodyLimit, and daphne bounded as well.
+BODY_SERVERS = (
+    ("daphne", "bench.asgi:application"),
+    ("daphne", "bench.asgi:bounded"),
+    ("graphapp.daphne", "bench.asgi:bounded"),
+    ("uvicorn", "bench.asgi:application"),
+    ("uvicorn", "bench.asgi:bounded"),
+)
+SETTLE_S = 3.0  # daphne reaps finished requests once a second
+
+
+def large_body_once(
+    work: Workdir, kind: str, application: str, size: int, chunked: bool
+) -> dict[str, Any]:
+    """One anonymous POST of ``size`` bytes to a URL that does not exist, on a
+    fresh server: its RSS before, at the peak and settled, and its temporary files."""
+    name = f"bodies-{kind}-{application.rsplit(':', 1)[1]}-{'chunked' if chunked else 'length'}"
+    temp = work.path / f"{name}-tmp"
+    temp.mkdir()
+    env = site_env(work.sqlite_url("bodies.sqlite3"), TMPDIR=str(temp))
+    server = Server(kind, env, work.path / f"{name}.log", application=application)
+    with running(server):
+        assert server.process is not None
+        bodies.post(server, "/nowhere/", 1000, chunked=chunked)  # every code path imported
+        before = server.rss()
+        with bodies.Sampler(server.process.pid, temp) as sampler:
+            answer = bodies.post(server, "/nowhere/", size, chunked=chunked)
+            time.sleep(SETTLE_S)
+        alive = httpx.get(f"{server.url}/accounts/login/", timeout=30).status_code
+        return {
+            "server": kind,
+            "application": application,
+            "chunked": chunked,
+            **answer,
+            "rss_before": before,
+            "rss_peak": max(sampler.rss_peak, before),
+            "rss_settled": server.rss(),
+            "temp_peak": sampler.temp_peak,
+            "temp_settled": bodies.temp_bytes(server.process.pid, temp),
+            "then_login_page": alive,
+        }
+
+
+def large_bodies(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """What a large anonymous POST costs each server, with and without graphapp's bounds."""
+    prepare_site(site_env(work.sqlite_url("bodies.sqlite3")), nodes=0)
+    size = plan.body_mib * 2**20
+    runs = []
+    for kind, application in BODY_SERVERS:
+        for chunked in (False, True):
+            run = large_body_once(work, kind, application, size, chunked)
+            runs.append(run)
+            log(
+                f"bodies {kind} {application} {'chunked' if chunked else 'length'}: "
+                f"{run['status_line']}, sent {run['sent_before_answer'] >> 20} MiB, RSS "
+                f"{run['rss_before'] >> 20}/{run['rss_peak'] >> 20}/{run['rss_settled'] >> 20} "
+                f"MiB, temp {run['temp_peak'] >> 20} MiB"
+            )
+    results["bodies"] = {"mib": plan.body_mib, "limit": DATA_UPLOAD_LIMIT, "runs": runs}
+
+
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "streaming": streaming,
     "burst": burst,
@@ -515,4 +583,5 @@ SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "stats": stats_cost,
     "convergence": convergence,
     "history": history_cost,
+    "bodies": large_bodies,
 }

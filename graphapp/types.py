@@ -1,7 +1,7 @@
 """Type aliases and message shapes shared by graphapp's modules."""
 
-from collections.abc import Awaitable, Callable
-from typing import Literal, NotRequired, TypedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, NotRequired, TypeAlias, TypedDict
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -60,3 +60,10 @@ class StatsMessage(TypedDict):
 
 User = AbstractBaseUser | AnonymousUser
 PermissionCheck = Callable[[User], bool | Awaitable[bool]]
+
+# ASGI, as django-stubs types Django's handler: what graphapp.bodylimit wraps.
+Scope: TypeAlias = dict[str, Any]
+Message: TypeAlias = Mapping[str, Any]
+Receive: TypeAlias = Callable[[], Awaitable[Message]]
+Send: TypeAlias = Callable[[Message], Awaitable[None]]
+ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]

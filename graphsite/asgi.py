@@ -3,6 +3,12 @@
 With DEBUG on, static files (the admin's CSS, graphapp's JS) are served by
 Django's staticfiles handler, as ``runserver`` does; in production put them
 behind the web server or a CDN after ``collectstatic``.
+
+Outermost, a body over DATA_UPLOAD_MAX_MEMORY_SIZE gets 413 before Django
+reads it (Django would first write it whole to a temporary file, whatever
+the URL); the JSON API's in JSON. Under daphne, which reads the body before
+it calls the application, ``python -m graphapp.daphne`` applies the same limit
+(docs/deployment.md, "Request bodies").
 """
 
 import os
@@ -11,7 +17,12 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
+from graphapp.bodylimit import BodyLimit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "graphsite.settings")
 
 django_application = get_asgi_application()
-application = ASGIStaticFilesHandler(django_application) if settings.DEBUG else django_application
+application = BodyLimit(
+    ASGIStaticFilesHandler(django_application) if settings.DEBUG else django_application,
+    json_prefixes=["/graph/api/"],
+)

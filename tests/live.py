@@ -40,7 +40,7 @@ def server_options(kind: str, fd: int, workers: int = 0) -> list[str]:
     Every kind but granian takes a socket bound by someone else (granian binds
     its own: see ``LiveServer.start``).
     """
-    if kind == "daphne" and not workers:
+    if kind in {"daphne", "graphapp.daphne"} and not workers:
         return ["--fd", str(fd)]
     if kind == "uvicorn":
         return ["--fd", str(fd), "--lifespan", "off", *_workers(workers)]
@@ -130,7 +130,9 @@ class LiveServer:
     redis_url: str = ""  # default: Channels' in-memory layer
     redis_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
-    server: str = "daphne"  # or "uvicorn", "gunicorn", "hypercorn", "granian"
+    # or "graphapp.daphne" (daphne bounding request bodies), "uvicorn", "gunicorn",
+    # "hypercorn", "granian"
+    server: str = "daphne"
     clock_shift: float = 0.0  # seconds this server's wall clock is ahead (< 0: behind)
     tls: ServerTLS | None = None  # HTTPS (hypercorn, granian)
     workers: int = 0  # worker processes (0: the server's one process or worker)
@@ -245,22 +247,24 @@ class LiveServer:
         )
 
 
-async def login(server: LiveServer, username: str, *, http2: bool = False) -> httpx.AsyncClient:
+async def login(
+    server: LiveServer, username: str, *, http2: bool = False, form: str = "/accounts/login/"
+) -> httpx.AsyncClient:
     """A client holding a session of ``username``, logged in through the login form
-    (``http2``: offering HTTP/2, which a server with ``tls`` may choose)."""
+    at ``form`` (``http2``: offering HTTP/2, which a server with ``tls`` may choose)."""
     client = httpx.AsyncClient(
         base_url=server.url, timeout=EVENT_TIMEOUT, http2=http2, **server.client_options()
     )
-    page = await client.get("/accounts/login/")
+    page = await client.get(form)
     page.raise_for_status()
     answer = await client.post(
-        "/accounts/login/",
+        form,
         data={
             "username": username,
             "password": PASSWORD,
             "csrfmiddlewaretoken": client.cookies["csrftoken"],
         },
-        headers={"Referer": f"{server.url}/accounts/login/"},
+        headers={"Referer": f"{server.url}{form}"},
     )
     assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
     return client
@@ -268,9 +272,9 @@ async def login(server: LiveServer, username: str, *, http2: bool = False) -> ht
 
 @contextlib.asynccontextmanager
 async def logged_in(
-    server: LiveServer, username: str, *, http2: bool = False
+    server: LiveServer, username: str, *, http2: bool = False, form: str = "/accounts/login/"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    client = await login(server, username, http2=http2)
+    client = await login(server, username, http2=http2, form=form)
     try:
         yield client
     finally:

@@ -39,6 +39,15 @@ from tests.live import (
     post_json,
 )
 from tests.site_setup import PASSWORD
+from tests.test_bodylimit import (
+    API,
+    LIMIT,
+    assert_django_judges_a_body_at_the_limit,
+    chunked_over_the_limit,
+    connection,
+    too_large,
+    until_closed,
+)
 from tests.test_browser import ARGS, CHROMIUM, shows_nodes, until_live
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -400,3 +409,22 @@ async def test_admin_login_through_nginx_on_its_own_port(
     await page.wait_for_url(f"{nginx.url}/admin/")
     assert "sessionid" in {cookie["name"] for cookie in await context.cookies()}
     assert await page.locator("#user-tools").count() == 1
+
+
+async def test_nginx_answers_413_for_a_body_over_djangos_limit_before_reading_it(
+    servers: Servers, proxy: Callable[..., Nginx]
+) -> None:
+    # Plain daphne, which would read any body whole before graphapp sees it.
+    (server,) = servers.start(extra_env=PRODUCTION)
+    nginx = proxy([server])
+    async with connection(nginx.port, API, f"Content-Length: {LIMIT + 1}") as (reader, _):
+        api = await until_closed(reader)
+    framing = f"Content-Length: {LIMIT + 1}"
+    async with connection(nginx.port, "/accounts/login/", framing) as (reader, _):
+        page = await until_closed(reader)
+    assert too_large(api)  # in JSON, as graphapp says it
+    assert page.status == 413
+    assert b"nginx" in page.body  # nginx's own page: nothing reached the upstream
+    assert too_large(await chunked_over_the_limit(nginx.port, API))
+    async with logged_in(server, "editor") as editor:
+        await assert_django_judges_a_body_at_the_limit(editor, server, f"{nginx.url}{API}")

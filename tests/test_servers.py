@@ -64,7 +64,8 @@ def assert_drained(server: LiveServer, streams: int, *, nothing_cut: bool = True
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind", ALL_KINDS)
+# graphapp.daphne: daphne bounding request bodies (graphapp/daphne.py), the same server.
+@pytest.mark.parametrize("kind", [*ALL_KINDS, "graphapp.daphne"])
 async def test_server_streams_an_update_then_drains_on_sigterm(make_server: Any, kind: str) -> None:
     server = make_server(server=kind, graphapp={"RETRY": RETRY})
     async with logged_in(server, "editor") as editor, stream(editor) as events:
