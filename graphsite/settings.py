@@ -168,7 +168,7 @@ CSRF_COOKIE_SECURE = env_flag("DJANGO_CSRF_COOKIE_SECURE", if_https)
 # --- Login throttling (django-axes) ---
 # On graphsite's login form and the admin's: after DJANGO_LOGIN_FAILURE_LIMIT
 # wrong passwords for one username from one address, that pair is refused (429,
-# graphsite/lockout.py), the right password too, until
+# graphsite/throttle.py), the right password too, until
 # DJANGO_LOGIN_COOLOFF seconds pass without another try. A good login before the
 # limit starts the count again. Attempts live in the database: every process
 # sees them (and `manage.py axes_reset` forgets them).
@@ -180,7 +180,12 @@ AXES_FAILURE_LIMIT = env_whole_number("DJANGO_LOGIN_FAILURE_LIMIT", 5, minimum=1
 AXES_COOLOFF_TIME = timedelta(seconds=env_whole_number("DJANGO_LOGIN_COOLOFF", 900, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "graphsite.lockout.lockout_response"
+AXES_LOCKOUT_CALLABLE = "graphsite.throttle.lockout_response"
+# Behind proxies every client comes from the proxy's address: DJANGO_PROXY_COUNT
+# says how many append to X-Forwarded-For (deploy/nginx/graphapp.conf: one), so
+# that a lockout holds the attacker's address rather than everybody's.
+GRAPHSITE_PROXY_COUNT = env_whole_number("DJANGO_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "graphsite.throttle.client_address"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
