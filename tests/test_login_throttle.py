@@ -70,6 +70,10 @@ async def test_wrong_passwords_lock_out_the_next_login_even_with_the_right_passw
     assert "Too many failed logins" in refused.text
     assert f"Try again in {COOLOFF // 60} minutes" in refused.text
     assert "sessionid" not in attacker.cookies
+    attacker.headers["Accept-Language"] = "de"  # the page in the browser's language
+    refused = await submit_login(attacker, "viewer", PASSWORD)
+    assert "Zu viele fehlgeschlagene Anmeldungen" in refused.text
+    assert f"Versuchen Sie es in {COOLOFF // 60} Minuten wieder" in refused.text
     # The admin's form is locked for the same username and address.
     assert (await submit_login(attacker, "viewer", PASSWORD, ADMIN_LOGIN)).status_code == 429
 
