@@ -180,6 +180,9 @@ AXES_FAILURE_LIMIT = env_whole_number("DJANGO_LOGIN_FAILURE_LIMIT", 5, minimum=1
 AXES_COOLOFF_TIME = timedelta(seconds=env_whole_number("DJANGO_LOGIN_COOLOFF", 900, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Failed attempts bound themselves (each login event deletes those past their
+# cool-off); a row per successful login, axes' access log, would grow without end.
+AXES_DISABLE_ACCESS_LOG = True
 AXES_LOCKOUT_CALLABLE = "graphsite.throttle.lockout_response"
 # Behind proxies every client comes from the proxy's address: DJANGO_PROXY_COUNT
 # says how many append to X-Forwarded-For (deploy/nginx/graphapp.conf: one), so
