@@ -9,12 +9,14 @@ import re
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 
+import httpx
 import pytest
 from django.core.checks.security.base import _check_secret_key
 
 from graphsite.environment import weak_secret_key
-from tests.live import ROOT
+from tests.live import ROOT, LiveServer
 
 STRONG_KEY = secrets.token_urlsafe(50)
 # What graphsite's settings read, cleared: each case says all it sets.
@@ -224,3 +226,22 @@ def test_check_deploy_names_the_hsts_lines_left_out() -> None:
         "security.W005",
         "security.W021",
     }
+
+
+@pytest.mark.e2e
+def test_a_deployment_answers_404_without_listing_the_url_patterns(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    # The key alone, as an operator who forgot DJANGO_DEBUG would start it.
+    deployed = make_server(extra_env={"DJANGO_SECRET_KEY": STRONG_KEY})
+    development = make_server()
+
+    hidden = httpx.get(f"{deployed.url}/no-such-page/")
+    listed = httpx.get(f"{development.url}/no-such-page/")
+
+    assert (hidden.status_code, listed.status_code) == (404, 404)
+    # Django's debug 404 names the URLconf and lists its patterns, graphapp's included.
+    assert "graphsite.urls" in listed.text
+    assert "graph/" in listed.text
+    assert "graphsite.urls" not in hidden.text
+    assert "graph/" not in hidden.text
