@@ -72,14 +72,16 @@ gettext:
 	  else echo "gettext is not installed and cannot be installed here: tests/test_i18n.py will fail"; fi; }
 
 # After changing a marked string: `make messages`, translate what is new or fuzzy in
-# graphapp/locale/de/LC_MESSAGES/*.po, then `make compilemessages` (the .mo files are
-# committed: a Django app ships them).
+# graphapp/locale/de/LC_MESSAGES/*.po (and graphsite's, its lockout page), then
+# `make compilemessages` (the .mo files are committed: a Django app ships them).
 messages: install gettext
 	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d django --no-obsolete
 	cd graphapp && $(abspath $(BIN))/python ../manage.py makemessages -l de -d djangojs --no-obsolete
+	cd graphsite && $(abspath $(BIN))/python ../manage.py makemessages -l de -d django --no-obsolete
 
 compilemessages: install gettext
 	cd graphapp && $(abspath $(BIN))/python ../manage.py compilemessages
+	cd graphsite && $(abspath $(BIN))/python ../manage.py compilemessages
 
 # Then the embedded run once more on the newest Django and Python (noxfile.py;
 # .venv itself is Django 5.2 on Python 3.11).

@@ -1,39 +1,49 @@
 """Settings for graphsite, the project that hosts graphapp.
 
 The embedded default needs nothing: SQLite next to this file and Channels'
-in-memory layer, one process. Environment variables override it:
-``DATABASE_URL`` (any URL dj-database-url reads), ``REDIS_URL`` (channels-redis),
-``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS`` (comma-separated),
-``DJANGO_STATIC_ROOT`` and, behind a TLS proxy, ``DJANGO_SECURE_PROXY_SSL_HEADER``.
+in-memory layer, one process, DEBUG on for development. Environment variables
+override it: ``DATABASE_URL`` (any URL dj-database-url reads), ``REDIS_URL``
+(channels-redis), ``DJANGO_SECRET_KEY`` (once set, DEBUG is off unless
+``DJANGO_DEBUG=1``), ``DJANGO_ALLOWED_HOSTS`` (comma-separated),
+``DJANGO_STATIC_ROOT``, behind a TLS proxy ``DJANGO_SECURE_PROXY_SSL_HEADER``,
+HTTPS with ``DJANGO_HTTPS`` and the login throttle's ``DJANGO_LOGIN_*``
+(docs/settings.md lists them all).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+
+from graphsite.environment import (
+    env_flag,
+    env_whole_number,
+    refuse_public_development_key,
+    require_strong_secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_flag(name: str, default: str = "") -> bool:
-    """Whether the environment variable ``name`` says yes."""
-    return os.environ.get(name, default).lower() in {"1", "true", "yes", "on"}
-
-
+# --- Secret key, DEBUG and hosts ---
+# Development is what runs with nothing configured: the public development key,
+# DEBUG on, this machine's names only. A DJANGO_SECRET_KEY of one's own means a
+# deployment: DEBUG is then off unless DJANGO_DEBUG=1 says otherwise, and with
+# DEBUG off the key must pass Django's own strength check (security.W009).
 DEVELOPMENT_SECRET_KEY = "graphsite-development-only-not-for-production"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
-DEBUG = env_flag("DJANGO_DEBUG", "1")
-if not DEBUG and SECRET_KEY == DEVELOPMENT_SECRET_KEY:
-    raise ImproperlyConfigured(
-        "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off: the development secret is public."
-    )
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or DEVELOPMENT_SECRET_KEY
+DEBUG = env_flag("DJANGO_DEBUG", "1" if SECRET_KEY == DEVELOPMENT_SECRET_KEY else "0")
+if not DEBUG:
+    require_strong_secret_key(SECRET_KEY, DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = [
     host.strip()
     for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
     if host.strip()
 ]
+if SECRET_KEY == DEVELOPMENT_SECRET_KEY:
+    refuse_public_development_key(ALLOWED_HOSTS)
 
 INSTALLED_APPS = [
     "daphne",
@@ -46,6 +56,7 @@ INSTALLED_APPS = [
     "channels",
     "graphapp",
     "graphsite",  # its bootstrap_admin command
+    "axes",  # login throttling, see below
 ]
 
 # No GZipMiddleware: it would compress the event stream chunk by chunk.
@@ -58,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into 429
 ]
 
 ROOT_URLCONF = "graphsite.urls"
@@ -138,6 +150,46 @@ STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "staticfiles"
 # without it Django sees plain HTTP and its CSRF check refuses the https Origin.
 if env_flag("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- HTTPS ---
+# DJANGO_HTTPS=1 says the site is served over HTTPS only: redirect plain HTTP,
+# HSTS for a year, cookies only over HTTPS. Each variable below also stands on
+# its own, and overrides DJANGO_HTTPS. HSTS for subdomains and the browsers'
+# preload list bind every subdomain for a long time: only when asked.
+https_only = env_flag("DJANGO_HTTPS")
+if_https = "1" if https_only else "0"
+SECURE_SSL_REDIRECT = env_flag("DJANGO_SECURE_SSL_REDIRECT", if_https)
+SECURE_HSTS_SECONDS = env_whole_number("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 * https_only)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_flag("DJANGO_SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = env_flag("DJANGO_SESSION_COOKIE_SECURE", if_https)
+CSRF_COOKIE_SECURE = env_flag("DJANGO_CSRF_COOKIE_SECURE", if_https)
+
+# --- Login throttling (django-axes) ---
+# On graphsite's login form and the admin's: after DJANGO_LOGIN_FAILURE_LIMIT
+# wrong passwords for one username from one address, that pair is refused (429,
+# graphsite/throttle.py), the right password too, until
+# DJANGO_LOGIN_COOLOFF seconds pass without another try. A good login before the
+# limit starts the count again. Attempts live in the database: every process
+# sees them (and `manage.py axes_reset` forgets them).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: it refuses before a password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_whole_number("DJANGO_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_whole_number("DJANGO_LOGIN_COOLOFF", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Failed attempts bound themselves (each login event deletes those past their
+# cool-off); a row per successful login, axes' access log, would grow without end.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "graphsite.throttle.lockout_response"
+# Behind proxies every client comes from the proxy's address: DJANGO_PROXY_COUNT
+# says how many append to X-Forwarded-For (deploy/nginx/graphapp.conf: one), so
+# that a lockout holds the attacker's address rather than everybody's.
+GRAPHSITE_PROXY_COUNT = env_whole_number("DJANGO_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "graphsite.throttle.client_address"
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "login"

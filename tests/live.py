@@ -213,7 +213,8 @@ class LiveServer:
             assert self.process.poll() is None, self.log()
             with contextlib.suppress(httpx.HTTPError):
                 ready = httpx.get(f"{self.url}/accounts/login/", timeout=2, **self.client_options())
-                if ready.status_code == 200:
+                # A redirect answers too: to HTTPS, where the server serves HTTPS only.
+                if ready.status_code in {200, 301}:
                     return
             time.sleep(0.05)
         raise TimeoutError(f"{self.server} did not answer within 30 s:\n{self.log()}")
@@ -255,19 +256,29 @@ async def login(
     client = httpx.AsyncClient(
         base_url=server.url, timeout=EVENT_TIMEOUT, http2=http2, **server.client_options()
     )
-    page = await client.get(form)
-    page.raise_for_status()
-    answer = await client.post(
-        form,
-        data={
-            "username": username,
-            "password": PASSWORD,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-        headers={"Referer": f"{server.url}{form}"},
-    )
+    answer = await submit_login(client, username, path=form)
     assert answer.status_code == 302, f"login of {username} failed: {answer.status_code}"
     return client
+
+
+async def submit_login(
+    client: httpx.AsyncClient,
+    username: str,
+    password: str = PASSWORD,
+    path: str = "/accounts/login/",
+) -> httpx.Response:
+    """One login through the form at ``path`` (graphsite's, or the admin's), as a
+    browser posts it: the form first, for its CSRF cookie."""
+    (await client.get(path)).raise_for_status()
+    return await client.post(
+        path,
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": client.cookies["csrftoken"],
+        },
+        headers={"Referer": str(client.base_url.join(path))},
+    )
 
 
 @contextlib.asynccontextmanager

@@ -37,6 +37,7 @@ from tests.live import (
     health,
     logged_in,
     post_json,
+    submit_login,
 )
 from tests.site_setup import PASSWORD
 from tests.test_bodylimit import (
@@ -428,3 +429,56 @@ async def test_nginx_answers_413_for_a_body_over_djangos_limit_before_reading_it
     assert too_large(await chunked_over_the_limit(nginx.port, API))
     async with logged_in(server, "editor") as editor:
         await assert_django_judges_a_body_at_the_limit(editor, server, f"{nginx.url}{API}")
+
+
+async def test_the_documented_https_configuration_through_nginx(
+    servers: Servers, proxy: Callable[..., Nginx]
+) -> None:
+    # docs/deployment.md: nginx ends TLS, graphsite trusts its X-Forwarded-Proto
+    # and serves HTTPS only.
+    https = {"DJANGO_SECURE_PROXY_SSL_HEADER": "1", "DJANGO_HTTPS": "1"}
+    (server,) = servers.start(extra_env=PRODUCTION | https)
+    nginx = proxy([server], tls=True)
+    async with httpx.AsyncClient(base_url=nginx.url, verify=False, timeout=EVENT_TIMEOUT) as client:
+        page = await client.get("/accounts/login/")
+        assert page.status_code == 200
+        assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert "; secure" in page.headers["Set-Cookie"].lower()  # the CSRF cookie
+        answer = await submit_login(client, "admin")
+        assert answer.status_code == 302
+        session = next(c for c in answer.headers.get_list("Set-Cookie") if "sessionid" in c)
+        assert "; secure" in session.lower()
+    # Plain HTTP that reaches the server goes to HTTPS first.
+    async with httpx.AsyncClient(base_url=server.url, headers={"Host": "127.0.0.1"}) as direct:
+        plain = await direct.get("/accounts/login/")
+    assert (plain.status_code, plain.headers["Location"]) == (
+        301,
+        "https://127.0.0.1/accounts/login/",
+    )
+
+
+async def login_through(nginx: Nginx, address: str, password: str, forged: str = "") -> int:
+    """The status of one admin login through ``nginx`` from the loopback ``address``
+    (``forged``: an X-Forwarded-For of the client's own)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    headers = {"X-Forwarded-For": forged} if forged else {}
+    client = httpx.AsyncClient(base_url=nginx.url, transport=transport, headers=headers)
+    async with client:
+        return (await submit_login(client, "admin", password)).status_code
+
+
+@pytest.mark.parametrize(("proxies", "bystander"), [("1", 302), ("0", 429)])
+async def test_a_login_lockout_behind_nginx_holds_the_clients_address(
+    servers: Servers, proxy: Callable[..., Nginx], proxies: str, bystander: int
+) -> None:
+    # Without DJANGO_PROXY_COUNT every client has nginx's address: an attacker's
+    # wrong passwords lock the account for everybody.
+    throttle = {"DJANGO_LOGIN_FAILURE_LIMIT": "2", "DJANGO_PROXY_COUNT": proxies}
+    (server,) = servers.start(extra_env=PRODUCTION | throttle)
+    nginx = proxy([server])
+
+    assert [await login_through(nginx, "127.0.0.2", "wrong") for _ in range(2)] == [200, 429]
+
+    assert await login_through(nginx, "127.0.0.1", PASSWORD) == bystander
+    assert await login_through(nginx, "127.0.0.2", PASSWORD) == 429
+    assert await login_through(nginx, "127.0.0.2", PASSWORD, forged="10.0.0.9") == 429
