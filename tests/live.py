@@ -214,10 +214,17 @@ class LiveServer:
             with contextlib.suppress(httpx.HTTPError):
                 ready = httpx.get(f"{self.url}/accounts/login/", timeout=2, **self.client_options())
                 # A redirect answers too: to HTTPS, where the server serves HTTPS only.
-                if ready.status_code in {200, 301}:
+                if ready.status_code in {200, 301} and self._workers_started():
                     return
             time.sleep(0.05)
         raise TimeoutError(f"{self.server} did not answer within 30 s:\n{self.log()}")
+
+    def _workers_started(self) -> bool:
+        """Whether granian started every worker: one that is still starting when
+        the main process gets SIGTERM starts after it and is never stopped."""
+        if self.server != "granian" or not self.workers:
+            return True
+        return self.log().count("Started worker-") >= self.workers
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
