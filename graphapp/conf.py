@@ -37,6 +37,8 @@ class Config(TypedDict):
     HISTORY_POINTS: int
     CHANGE_LOG_RETENTION: float
     CHANGE_LOG_LIMIT: int
+    MAX_METADATA_BYTES: int
+    MAX_LIST_BYTES: int
 
 
 DEFAULTS: Final[Config] = {
@@ -101,6 +103,15 @@ DEFAULTS: Final[Config] = {
     # reconnect with ``Last-Event-ID`` (graphapp.replay); older ones get a gap.
     "CHANGE_LOG_RETENTION": 3_600.0,
     "CHANGE_LOG_LIMIT": 10_000,
+    # Bytes of a node's metadata as compact JSON in UTF-8, wherever it enters
+    # (the JSON API, the admin, api.add_node, graph_import). Metadata annotates
+    # a node (paths, scores, cycle numbers); a limit well under Django's body
+    # limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) keeps a page of 100 nodes in
+    # a few megabytes, not hundreds.
+    "MAX_METADATA_BYTES": 65_536,
+    # Bytes of one GET /graph/api/nodes/ answer: it lists the nodes that fit and
+    # says "truncated". Room for a full page of 100 nodes at the metadata limit.
+    "MAX_LIST_BYTES": 8_388_608,
 }
 
 _NUMBERS: Final = (
@@ -132,6 +143,8 @@ def _validate(merged: dict[str, Any]) -> None:
         "CHANGE_LIMIT",
         "CHANGE_LOG_LIMIT",
         "RECONNECT_RATE",
+        "MAX_METADATA_BYTES",
+        "MAX_LIST_BYTES",
     ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -51,11 +51,13 @@ def number_bounds(field: models.Field[Any, Any]) -> dict[str, Any]:
 
 
 class PayloadError(ValueError):
-    """The request body is not the JSON the API expects."""
+    """The request body is not the JSON the API expects; ``status`` is the answer's
+    (400, or 413 for a body too large to read)."""
 
-    def __init__(self, errors: FieldErrors | dict[str, FieldErrors]) -> None:
+    def __init__(self, errors: FieldErrors | dict[str, FieldErrors], status: int = 400) -> None:
         super().__init__(errors)
         self.errors = errors
+        self.status = status
 
 
 def parse_json(body: bytes) -> Any:
