@@ -13,7 +13,8 @@ from typing import Any, Final
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
@@ -155,8 +156,25 @@ async def nodes(request: HttpRequest) -> HttpResponse:
     return HttpResponse(created, content_type=JSON, status=201)
 
 
+def _with_slash(request: HttpRequest) -> str | None:
+    """The path with a slash added, when that is an endpoint and this is not."""
+    if request.path_info.endswith("/"):
+        return None
+    try:
+        match = resolve(request.path_info + "/")
+    except Resolver404:
+        return None
+    return None if match.func is not_found else request.path + "/"
+
+
 @csrf_exempt  # a POST to no endpoint gets this 404, not the CSRF check's page
 async def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
-    """404 for any path under the API's that is none of its endpoints."""
-    message = gettext("No such endpoint: %(path)s.") % {"path": request.path}
-    return error(message, 404)
+    """404 for any path under the API's that is none of its endpoints; a GET of
+    an endpoint without its final slash is redirected, as APPEND_SLASH would."""
+    with_slash = _with_slash(request)
+    if with_slash is None:
+        return error(gettext("No such endpoint: %(path)s.") % {"path": request.path}, 404)
+    if request.method in ("GET", "HEAD"):
+        return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    message = gettext("No such endpoint: %(path)s; the endpoint is %(endpoint)s.")
+    return error(message % {"path": request.path, "endpoint": with_slash}, 404)

@@ -12,9 +12,8 @@ urlpatterns = [
     path("api/nodes/", jsonapi.nodes, name="api-nodes"),
     path("api/history/", jsonapi.history_points, name="api-history"),
     path("api/health/", views.health, name="api-health"),
-    # Every other path under api/ (ending in a slash: one without is redirected
-    # to it first, by CommonMiddleware's APPEND_SLASH) answers 404 in JSON.
-    re_path(r"^api/(?P<rest>.*/)?$", jsonapi.not_found, name="api-not-found"),
+    # Every other path under api/ answers 404 in JSON.
+    re_path(r"^api/(?P<rest>.*)$", jsonapi.not_found, name="api-not-found"),
     path("metrics/", views.metrics, name="metrics"),
     # The panel's strings in the request's language, for panel.js's gettext().
     path("jsi18n/", JavaScriptCatalog.as_view(packages=["graphapp"]), name="jsi18n"),
