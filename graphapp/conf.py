@@ -124,9 +124,17 @@ _NUMBERS: Final = (
     "HISTORY_WINDOW",
     "CHANGE_LOG_RETENTION",
 )
+# Room for a list's envelope and a node of a few hundred bytes.
+MIN_LIST_BYTES: Final = 1024
 # Enough for each of history's spans (at most four) to keep a few points.
 MIN_HISTORY_POINTS: Final = 40
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
+
+
+def _at_least(merged: dict[str, Any], key: str, minimum: int) -> None:
+    value = merged[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GraphappConfigError(key, f"must be a whole number >= {minimum}, not {value!r}")
 
 
 def _validate(merged: dict[str, Any]) -> None:
@@ -144,16 +152,12 @@ def _validate(merged: dict[str, Any]) -> None:
         "CHANGE_LOG_LIMIT",
         "RECONNECT_RATE",
         "MAX_METADATA_BYTES",
-        "MAX_LIST_BYTES",
     ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
-    points = merged["HISTORY_POINTS"]
-    if isinstance(points, bool) or not isinstance(points, int) or points < MIN_HISTORY_POINTS:
-        raise GraphappConfigError(
-            "HISTORY_POINTS", f"must be a whole number >= {MIN_HISTORY_POINTS}, not {points!r}"
-        )
+    _at_least(merged, "HISTORY_POINTS", MIN_HISTORY_POINTS)
+    _at_least(merged, "MAX_LIST_BYTES", MIN_LIST_BYTES)
     shutdown = merged["SHUTDOWN_TIMEOUT"]
     if isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0:
         raise GraphappConfigError(

@@ -125,6 +125,7 @@ def test_get_config_setting_that_is_not_a_dict():
         ("MAX_METADATA_BYTES", 64.5),
         ("MAX_LIST_BYTES", "8M"),
         ("MAX_LIST_BYTES", True),
+        ("MAX_LIST_BYTES", 1023),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):
@@ -148,7 +149,7 @@ def test_get_config_rejects_wrong_types_and_values(key, value):
         ("SHUTDOWN_TIMEOUT", 0),
         ("ENTANGLEMENT", False),
         ("MAX_METADATA_BYTES", 1),
-        ("MAX_LIST_BYTES", 1),
+        ("MAX_LIST_BYTES", 1024),
     ],
 )
 def test_get_config_accepts_edge_values(key, value):
