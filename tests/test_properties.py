@@ -1099,6 +1099,29 @@ def test_import_names_the_record_with_a_field_given_twice(
     assert repr(field) in message
 
 
+@given(
+    document=graph_files(), metadata=st.lists(sized_metadatas, max_size=6), limit=metadata_limits
+)
+def test_import_names_the_first_node_over_max_metadata_bytes_or_imports_all(
+    write_file: WriteFile, seeded: Rows, document: dict[str, Any], metadata: list[Any], limit: int
+) -> None:
+    for record, value in zip(document["nodes"], metadata, strict=False):
+        record["metadata"] = value
+    over = [
+        i for i, record in enumerate(document["nodes"]) if metadata_size(record["metadata"]) > limit
+    ]
+    path = write_file(body(document))
+    with override_settings(GRAPHAPP={"MAX_METADATA_BYTES": limit}):
+        if over:
+            message = assert_import_refused(path, f"nodes[{over[0]}].metadata: ", seeded)
+            assert "MAX_METADATA_BYTES" in message
+        else:
+            import_file(path)
+            added = Node.objects.exclude(pk__in=[row[0] for row in seeded[0]])
+            assert added.count() == len(document["nodes"])
+            added.delete()  # the seeded rows stay as they are for the next example
+
+
 @settings(max_examples=3)
 @given(piece=non_blank)
 def test_import_of_megabytes_of_content_names_the_record(
