@@ -19,7 +19,19 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings as django_settings
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
+from django.http import HttpRequest, HttpResponse
+from django.test import RequestFactory
 
+from graphapp.endpoint import database_failed, json_endpoint
 from tests.conftest import Servers
 from tests.live import LiveServer, csrf_headers, logged_in, post_json
 from tests.sqlite_states import locked, read_only
@@ -272,3 +284,43 @@ async def test_a_read_only_database_is_a_503_in_json_for_writes(server: LiveServ
             await post_json(editor, server, NODES, {"content": "again", "node_type": "FACT"}), 201
         )
         assert await node_count(editor) == before + 1
+
+
+# -- The mapping itself, for any view that uses it -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationalError("database is locked"),
+        InterfaceError("connection already closed"),
+        InternalError("cannot execute INSERT in a read-only transaction"),
+    ],
+    ids=type,
+)
+async def test_a_database_that_may_come_back_is_a_503_with_retry_after(
+    settings: Any, failure: Exception
+) -> None:
+    settings.GRAPHAPP = {"RETRY": 7500}
+
+    @json_endpoint("GET")
+    async def view(request: HttpRequest) -> HttpResponse:
+        raise failure
+
+    answer = await view(RequestFactory().get("/graph/api/x/"))
+    assert answer.status_code == 503
+    assert answer["Retry-After"] == "8"  # RETRY's 7.5 s, rounded up
+    assert "database" in json.loads(answer.content)["error"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [IntegrityError("UNIQUE constraint failed"), ProgrammingError("no such table"), DataError("x")],
+    ids=type,
+)
+def test_a_database_error_that_waiting_will_not_mend_is_a_500_in_json(failure: Exception) -> None:
+    assert isinstance(failure, DatabaseError)
+    answer = database_failed(failure, RequestFactory().post("/graph/api/nodes/"))
+    assert answer.status_code == 500
+    assert "Retry-After" not in answer
+    assert json.loads(answer.content)["error"]
