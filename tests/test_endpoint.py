@@ -108,6 +108,22 @@ async def test_a_multipart_body_is_a_400_in_json(
     assert await node_count(editor) == before
 
 
+async def test_a_malformed_multipart_body_is_a_400_and_json_once_it_reaches_django(
+    server: LiveServer, editor: httpx.AsyncClient
+) -> None:
+    """daphne's Twisted parses multipart bodies itself and answers a malformed one
+    with a bare 400 before the application; uvicorn hands it on, and the API says why."""
+    before = await node_count(editor)
+    headers = form_headers(editor, server, "multipart/form-data; boundary=x")
+    answer = await editor.post(NODES, content=b"not multipart at all", headers=headers)
+    if server.server == "daphne":
+        assert answer.status_code == 400
+        assert answer.content == b""
+    else:
+        assert "multipart/form-data" in body_error(answer)
+    assert await node_count(editor) == before
+
+
 FORM = "application/x-www-form-urlencoded"
 
 
