@@ -47,8 +47,9 @@ def error(message: str, status: int) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-def body_errors(exc: PayloadError) -> JsonResponse:
-    return JsonResponse({"errors": exc.errors}, status=exc.status)
+class BodyTooLarge(Exception):
+    """The body is over DATA_UPLOAD_MAX_MEMORY_SIZE: answered 413, as graphapp.bodylimit
+    answers one it refuses before Django reads it."""
 
 
 def retry_after() -> int:
@@ -109,9 +110,8 @@ def csrf_refusal(request: HttpRequest) -> JsonResponse | None:
 
 
 def read_body(request: HttpRequest) -> bytes:
-    """The body, whatever its content type; raises PayloadError (413 when it is
-    over DATA_UPLOAD_MAX_MEMORY_SIZE, 400 when it cannot be read or declares a
-    charset other than UTF-8)."""
+    """The body, whatever its content type; raises BodyTooLarge, or PayloadError
+    when it cannot be read or declares a charset other than UTF-8."""
     charset = request.content_params.get("charset", "utf-8") if request.content_params else "utf-8"
     if charset.lower().replace("_", "-") not in {"utf-8", "utf8"}:
         message = gettext("The body must be JSON in UTF-8, not %(charset)s.")
@@ -123,7 +123,7 @@ def read_body(request: HttpRequest) -> bytes:
         message = gettext(
             "The request body is larger than %(limit)s bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
         ) % {"limit": f"{limit:,}"}
-        raise PayloadError({"__all__": [message]}, status=413) from exc
+        raise BodyTooLarge(message) from exc
     except (RawPostDataException, UnreadablePostError) as exc:
         message = gettext("The request body could not be read: %(problem)s.") % {"problem": exc}
         raise PayloadError({"__all__": [message]}) from exc
@@ -147,9 +147,9 @@ def read_json(request: HttpRequest) -> Any:
 
 def json_endpoint(*methods: str) -> Callable[[AsyncView], AsyncView]:
     """An async view of the JSON API that takes ``methods``, checks CSRF on the
-    others than GET and HEAD, and answers its failures in JSON: 405, 403, 400 or
-    413 for a body (:class:`~graphapp.forms.PayloadError`), 503 for a database
-    that fails."""
+    others than GET and HEAD, and answers its failures in JSON: 405, 403, 400 for
+    a body (:class:`~graphapp.forms.PayloadError`), 413 for one too large, 503 for
+    a database that fails."""
 
     def decorate(view: AsyncView) -> AsyncView:
         @functools.wraps(view)
@@ -163,7 +163,9 @@ def json_endpoint(*methods: str) -> Callable[[AsyncView], AsyncView]:
                         return refused
                 return await view(request)
             except PayloadError as exc:
-                return body_errors(exc)
+                return JsonResponse({"errors": exc.errors}, status=400)
+            except BodyTooLarge as exc:
+                return error(str(exc), 413)
             except (DatabaseError, InterfaceError) as exc:
                 return database_failed(exc, request)
 

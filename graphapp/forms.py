@@ -51,13 +51,11 @@ def number_bounds(field: models.Field[Any, Any]) -> dict[str, Any]:
 
 
 class PayloadError(ValueError):
-    """The request body is not the JSON the API expects; ``status`` is the answer's
-    (400, or 413 for a body too large to read)."""
+    """The request body is not the JSON the API expects."""
 
-    def __init__(self, errors: FieldErrors | dict[str, FieldErrors], status: int = 400) -> None:
+    def __init__(self, errors: FieldErrors | dict[str, FieldErrors]) -> None:
         super().__init__(errors)
         self.errors = errors
-        self.status = status
 
 
 def parse_json(body: bytes) -> Any:

@@ -1,7 +1,8 @@
 """End to end: the JSON API answers every failure in JSON, under daphne and uvicorn.
 
-Hostile bodies (multipart, form-encoded with too many fields or another charset,
-too large), methods it does not take, a missing CSRF token, paths that are no
+Hostile bodies (multipart, form-encoded with too many fields or another charset;
+too large, in-process: on graphsite's servers graphapp.bodylimit refuses those
+first), methods it does not take, a missing CSRF token, paths that are no
 endpoint; and a database that fails: locked by another connection's write
 transaction, or a read-only file. Each gets JSON with the right status (and
 ``Retry-After`` with 503), never Django's HTML pages or a traceback (the test
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings as django_settings
+from django.contrib.auth.models import Permission, User
 from django.db import (
     DatabaseError,
     DataError,
@@ -29,9 +31,10 @@ from django.db import (
     ProgrammingError,
 )
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from graphapp.endpoint import database_failed, json_endpoint
+from graphapp.models import Node
 from tests.conftest import Servers
 from tests.live import LiveServer, csrf_headers, logged_in, post_json
 from tests.sqlite_states import locked, read_only
@@ -159,21 +162,25 @@ def multipart(size: int) -> tuple[bytes, str]:
     return request.read(), request.headers["Content-Type"]
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize("kind", ["form", "json", "multipart"])
-async def test_a_body_over_the_upload_limit_is_a_413_in_json(
-    server: LiveServer, editor: httpx.AsyncClient, kind: str
-) -> None:
-    before = await node_count(editor)
+def test_a_body_over_the_upload_limit_is_a_413_in_json(kind: str) -> None:
+    """In-process, where nothing stands before Django: graphsite's servers refuse
+    such a body even earlier (graphapp.bodylimit, tests/test_bodylimit.py)."""
+    editor = User.objects.create_user("editor")
+    editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_node", "add_node"]))
+    client = Client()
+    client.force_login(editor)
     body, content_type = {
         "form": (b"a=" + b"x" * LIMIT, FORM),
         "json": (json.dumps({"content": "x" * LIMIT}).encode(), "application/json"),
         "multipart": multipart(LIMIT),
     }[kind]
-    answer = await editor.post(
-        NODES, content=body, headers=form_headers(editor, server, content_type)
-    )
-    assert f"{LIMIT:,}" in body_error(answer, 413)
-    assert await node_count(editor) == before
+    answer = client.generic("POST", NODES, body, content_type=content_type)
+    assert answer.status_code == 413
+    assert answer["Content-Type"] == "application/json"
+    assert f"{LIMIT:,}" in json.loads(answer.content)["error"]
+    assert not Node.objects.exists()
 
 
 async def test_json_sent_as_a_form_is_still_read(
