@@ -468,6 +468,28 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             )
         lines.append("")
     lines += bodies_table(results)
+    big = results.get("biglist")
+    if big:
+        lines += [
+            "### 11. A nodes list over rows of megabytes",
+            "",
+            "100 nodes of 2.5 MB metadata each, written in bulk past validation (rows from "
+            "before `MAX_METADATA_BYTES`); `GET /graph/api/nodes/?limit=100` by a viewer, once "
+            "and four at once, on a fresh daphne each; meanwhile another client asks for "
+            "`/graph/api/stats/` every 20 ms.",
+            "",
+            "| at once | answer bytes | truncated | seconds | RSS before MiB | RSS peak MiB | "
+            "stats/ median ms | stats/ max ms |",
+            "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+            *[
+                f"| {row['parallel']} | {row['bytes']:,} | {row['truncated']} "
+                f"| {row['seconds']:.2f} | {row['rss_before'] / 2**20:.0f} "
+                f"| {row['rss_peak'] / 2**20:.0f} | {row['other_median_ms']:.0f} "
+                f"| {row['other_max_ms']:.0f} |"
+                for row in big
+            ],
+            "",
+        ]
     scale = results.get("scaleout")
     if scale and "runs" in scale:
         runs = scale["runs"]

@@ -21,7 +21,7 @@ import httpx
 from django.conf import global_settings
 from httpx_sse import aconnect_sse
 
-from bench import bodies
+from bench import biglist, bodies
 from bench.harness import (
     ROOT,
     ClientProcess,
@@ -573,6 +573,23 @@ def large_bodies(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
                 f"MiB, temp {run['temp_peak'] >> 20} MiB"
             )
     results["bodies"] = {"mib": plan.body_mib, "limit": DATA_UPLOAD_LIMIT, "runs": runs}
+# -- 11: a nodes list over rows of megabytes -------------------------------------------------
+
+
+def big_list(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """GET /graph/api/nodes/?limit=100 over 100 nodes of 2.5 MB metadata, once and
+    four at once, each on a fresh daphne (its memory's high-water mark is the run's)."""
+    env = site_env(work.sqlite_url("biglist.sqlite3"))
+    prepare_site(env, nodes=0)
+    biglist.seed(env)
+    results["biglist"] = []
+    for parallel in (1, 4):
+        server = Server("daphne", env, work.path / f"biglist-{parallel}.log")
+        with running(server):
+            cookie = login(server, "viewer0").cookie
+            row = asyncio.run(biglist.measure(server, cookie, parallel))
+        results["biglist"].append(row)
+        log(f"biglist x{parallel}: {row}")
 
 
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
@@ -584,4 +601,5 @@ SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "convergence": convergence,
     "history": history_cost,
     "bodies": large_bodies,
+    "biglist": big_list,
 }

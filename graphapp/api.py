@@ -50,7 +50,8 @@ def add_node(
     metadata: dict[str, Any] | None = None,
 ) -> Node:
     """Validate and save a node; raises ``django.core.exceptions.ValidationError``
-    (a ``momentum`` that is not a finite number from 0 to 1 included)."""
+    (a ``momentum`` that is not a finite number from 0 to 1 included, ``metadata``
+    over ``MAX_METADATA_BYTES`` as compact JSON)."""
     node = Node(
         content=content,
         node_type=node_type,

@@ -37,6 +37,8 @@ class Config(TypedDict):
     HISTORY_POINTS: int
     CHANGE_LOG_RETENTION: float
     CHANGE_LOG_LIMIT: int
+    MAX_METADATA_BYTES: int
+    MAX_LIST_BYTES: int
 
 
 DEFAULTS: Final[Config] = {
@@ -101,6 +103,15 @@ DEFAULTS: Final[Config] = {
     # reconnect with ``Last-Event-ID`` (graphapp.replay); older ones get a gap.
     "CHANGE_LOG_RETENTION": 3_600.0,
     "CHANGE_LOG_LIMIT": 10_000,
+    # Bytes of a node's metadata as compact JSON in UTF-8, wherever it enters
+    # (the JSON API, the admin, api.add_node, graph_import). Metadata annotates
+    # a node (paths, scores, cycle numbers); a limit well under Django's body
+    # limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB) keeps a page of 100 nodes in
+    # a few megabytes, not hundreds.
+    "MAX_METADATA_BYTES": 65_536,
+    # Bytes of one GET /graph/api/nodes/ answer: it lists the nodes that fit and
+    # says "truncated". Room for a full page of 100 nodes at the metadata limit.
+    "MAX_LIST_BYTES": 8_388_608,
 }
 
 _NUMBERS: Final = (
@@ -113,9 +124,17 @@ _NUMBERS: Final = (
     "HISTORY_WINDOW",
     "CHANGE_LOG_RETENTION",
 )
+# Room for a list's envelope and a node of a few hundred bytes.
+MIN_LIST_BYTES: Final = 1024
 # Enough for each of history's spans (at most four) to keep a few points.
 MIN_HISTORY_POINTS: Final = 40
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
+
+
+def _at_least(merged: dict[str, Any], key: str, minimum: int) -> None:
+    value = merged[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GraphappConfigError(key, f"must be a whole number >= {minimum}, not {value!r}")
 
 
 def _validate(merged: dict[str, Any]) -> None:
@@ -132,15 +151,13 @@ def _validate(merged: dict[str, Any]) -> None:
         "CHANGE_LIMIT",
         "CHANGE_LOG_LIMIT",
         "RECONNECT_RATE",
+        "MAX_METADATA_BYTES",
     ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
-    points = merged["HISTORY_POINTS"]
-    if isinstance(points, bool) or not isinstance(points, int) or points < MIN_HISTORY_POINTS:
-        raise GraphappConfigError(
-            "HISTORY_POINTS", f"must be a whole number >= {MIN_HISTORY_POINTS}, not {points!r}"
-        )
+    _at_least(merged, "HISTORY_POINTS", MIN_HISTORY_POINTS)
+    _at_least(merged, "MAX_LIST_BYTES", MIN_LIST_BYTES)
     shutdown = merged["SHUTDOWN_TIMEOUT"]
     if isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0:
         raise GraphappConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 from collections.abc import Collection, Iterable
 from typing import Any, ClassVar, Final
@@ -18,6 +19,8 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from graphapp.conf import get_config
 
 HOT_THRESHOLD: Final = 0.8
 WARM_THRESHOLD: Final = 0.4
@@ -83,6 +86,27 @@ def validate_finite(value: float) -> None:
         )
 
 
+def metadata_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON in UTF-8: what ``MAX_METADATA_BYTES`` bounds."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def validate_metadata_size(value: Any) -> None:
+    """Refuse metadata over ``MAX_METADATA_BYTES`` (read when validating, not at import)."""
+    limit = get_config()["MAX_METADATA_BYTES"]
+    size = metadata_size(value)
+    if size > limit:
+        raise ValidationError(
+            _(
+                "Metadata of %(size)s bytes (as compact JSON); "
+                "at most %(limit)s are allowed (MAX_METADATA_BYTES)."
+            ),
+            code="metadata_size",
+            params={"size": f"{size:,}", "limit": f"{limit:,}"},
+        )
+
+
 def _empty_metadata() -> dict[str, Any]:
     return {}
 
@@ -102,7 +126,12 @@ class Node(models.Model):
     # The moment through which decay has been applied: decay counts only the
     # time after it, so the same hours are never counted twice.
     decayed_at = models.DateTimeField(_("decayed at"), default=timezone.now)
-    metadata = models.JSONField(_("metadata"), default=_empty_metadata, blank=True)
+    metadata = models.JSONField(
+        _("metadata"),
+        default=_empty_metadata,
+        blank=True,
+        validators=[validate_metadata_size],
+    )
 
     class Meta:
         verbose_name = _("node")

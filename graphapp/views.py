@@ -1,4 +1,6 @@
-"""The SSE stream, the live page, and the JSON API."""
+"""The SSE stream, the live page, and the operators' views (health, metrics).
+
+The JSON API is graphapp.jsonapi."""
 
 from __future__ import annotations
 
@@ -6,41 +8,29 @@ import asyncio
 import functools
 import os
 import weakref
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import connection, transaction
+from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import history, shutdown, snapshots
+from graphapp import shutdown, snapshots
 from graphapp.access import check_stream, still_allowed
 from graphapp.conf import get_config
-from graphapp.forms import (
-    MAX_BATCH,
-    FieldErrors,
-    HistoryQueryForm,
-    NodeQueryForm,
-    PayloadError,
-    node_form,
-    node_query,
-    parse_json,
-    parse_query,
-)
+from graphapp.endpoint import AsyncView, json_endpoint
 from graphapp.hubs import current_hub
+from graphapp.jsonapi import forbidden
 from graphapp.limits import Slot, StreamRefused, stream_limits
-from graphapp.models import Node, tier_q
-from graphapp.permissions import CheckName, check_permission, load_and_check
+from graphapp.permissions import check_permission
 from graphapp.publish import publisher
 from graphapp.replay import parse_last_event_id
 from graphapp.revoke import session_digest
@@ -48,15 +38,6 @@ from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
-
-
-async def _allowed(request: HttpRequest, name: CheckName = "VIEW_PERMISSION_CHECK") -> bool:
-    return (await load_and_check(request, name))[1]
-
-
-def _forbidden() -> JsonResponse:
-    message = gettext("You do not have permission to view the graph.")
-    return JsonResponse({"error": message}, status=403)
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -102,7 +83,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     user, allowed = await check_stream(request)
     session_key = request.session.session_key
     if not allowed:
-        return _forbidden()
+        return forbidden()
     # Anonymous visitors (where the check lets anyone read) all have pk None;
     # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
     key = user.pk if user.is_authenticated else object()
@@ -149,120 +130,12 @@ async def live(request: HttpRequest) -> HttpResponse:
     return render(request, "graphapp/live.html", {"show_admin_link": user.is_staff})
 
 
-@require_GET
-async def stats(request: HttpRequest) -> HttpResponse:
-    """The current snapshot as JSON (the same shape as each event's data)."""
-    if not await _allowed(request):
-        return _forbidden()
-    return JsonResponse(await snapshots.worker.run(snapshots.take))
-
-
-@require_GET
-async def history_points(request: HttpRequest) -> HttpResponse:
-    """The recorded history as JSON: the points a new stream's ``history``
-    event carries, those at or after ``since`` when given."""
-    if not await _allowed(request):
-        return _forbidden()
-    query = parse_query(HistoryQueryForm, request.GET)
-    if isinstance(query, dict):
-        return JsonResponse({"errors": query}, status=400)
-    since = query.cleaned_data["since"]
-    since_ms = None if since is None else int(since.timestamp() * 1000)
-    points = await snapshots.worker.run(functools.partial(history.load, since_ms=since_ms))
-    return JsonResponse({"points": [point.data() for point in points]})
-
-
-def node_json(node: Node) -> dict[str, Any]:
-    return {
-        "id": node.pk,
-        "content": node.content,
-        "node_type": node.node_type,
-        "tier": node.tier.value,
-        "momentum": node.momentum,
-        "created_at": node.created_at.isoformat(),
-        "last_accessed": node.last_accessed.isoformat(),
-        "metadata": node.metadata,
-    }
-
-
-def _list_nodes(query: NodeQueryForm) -> list[dict[str, Any]]:
-    nodes = Node.objects.order_by("-momentum", "-id")
-    if query.cleaned_data["type"]:
-        nodes = nodes.filter(node_type=query.cleaned_data["type"])
-    if query.cleaned_data["tier"]:
-        nodes = nodes.filter(tier_q(query.cleaned_data["tier"]))
-    return [node_json(node) for node in nodes[: query.cleaned_data["limit"] or 10]]
-
-
-def _create_nodes(payload: object) -> list[dict[str, Any]]:
-    """Save one node or a list of them in one transaction; raises PayloadError.
-
-    A list is all or nothing: nodes are saved in order, and if any is invalid the
-    transaction is rolled back and every invalid one is reported by its index.
-    """
-    items = payload if isinstance(payload, list) else [payload]
-    if not items or len(items) > MAX_BATCH:
-        message = gettext("Send one node or a list of 1 to %(most)d nodes.") % {"most": MAX_BATCH}
-        raise PayloadError({"__all__": [message]})
-    errors: dict[str, FieldErrors] = {}
-    created: list[dict[str, Any]] = []
-    with transaction.atomic():
-        for index, item in enumerate(items):
-            form = node_form(item)
-            if isinstance(form, dict):
-                errors[str(index)] = form
-            elif not errors:
-                created.append(node_json(form.save()))
-        if errors:
-            transaction.set_rollback(True)
-            raise PayloadError(errors if isinstance(payload, list) else errors["0"])
-    return created
-
-
-def _request_body(request: HttpRequest) -> bytes:
-    """The body, or PayloadError when it is over Django's DATA_UPLOAD_MAX_MEMORY_SIZE."""
-    try:
-        return request.body
-    except RequestDataTooBig as exc:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        message = gettext(
-            "The request body is larger than %(limit)s bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
-        ) % {"limit": f"{limit:,}"}
-        raise PayloadError({"__all__": [message]}) from exc
-
-
-@require_http_methods(["GET", "POST"])
-async def nodes(request: HttpRequest) -> HttpResponse:
-    """GET: nodes by momentum, filtered by ``type`` and ``tier``, at most ``limit``.
-    POST: create a node (a JSON object) or several (a list), all or nothing."""
-    if request.method == "GET":
-        if not await _allowed(request):
-            return _forbidden()
-        query = node_query(request.GET)
-        if isinstance(query, dict):
-            return JsonResponse({"errors": query}, status=400)
-        return JsonResponse({"nodes": await sync_to_async(_list_nodes)(query)})
-    if not await _allowed(request, "ADD_PERMISSION_CHECK"):
-        message = gettext("You do not have permission to add nodes.")
-        return JsonResponse({"error": message}, status=403)
-    try:
-        payload = parse_json(_request_body(request))
-        created = await sync_to_async(_create_nodes)(payload)
-    except PayloadError as exc:
-        return JsonResponse({"errors": exc.errors}, status=400)
-    body = {"nodes": created} if isinstance(payload, list) else created[0]
-    return JsonResponse(body, status=201)
-
-
 def _database_ok() -> bool:
     try:
         connection.ensure_connection()
     except DatabaseError:
         return False
     return True
-
-
-AsyncView = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
 
 
 def staff_only(view: AsyncView) -> AsyncView:
@@ -278,7 +151,7 @@ def staff_only(view: AsyncView) -> AsyncView:
     return checked
 
 
-@require_GET
+@json_endpoint("GET")
 @never_cache
 @staff_only
 async def health(request: HttpRequest) -> HttpResponse:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from graphapp.conf import DEFAULTS
 from tests.live import LiveServer, csrf_headers, logged_in, post_json
 
 pytestmark = pytest.mark.e2e
@@ -253,6 +254,42 @@ async def test_nodes_list_limit_defaults_to_10_and_goes_up_to_100(
     first_three = await list_nodes(viewer, "?limit=3")
     assert [n["id"] for n in first_three] == [n["id"] for n in default[:3]]
     assert len(await list_nodes(viewer, "?limit=1")) == 1
+
+
+# Metadata as rows written before MAX_METADATA_BYTES (or past it, in bulk) hold
+# it: 10 nodes of 2.5 MB each, as in issue 15, with 5 small ones below them.
+LEGACY_ROWS = """
+from graphapp.models import Node
+big = [Node(content=f"big {i}", node_type="FACT", momentum=0.95, metadata={"blob": "x" * 2_500_000})
+       for i in range(10)]
+small = [Node(content=f"small {i}", node_type="CODE", momentum=0.5) for i in range(5)]
+Node.objects.bulk_create(big + small)
+"""
+
+
+async def test_nodes_list_stops_before_max_list_bytes_and_says_truncated(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server()
+    seeded = server.manage("shell", "-c", LEGACY_ROWS)
+    assert seeded.returncode == 0, seeded.stderr
+    bound = DEFAULTS["MAX_LIST_BYTES"]
+    async with logged_in(server, "viewer") as viewer:
+        answer = await viewer.get(f"{NODES}?limit=100")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
+        assert len(answer.content) <= bound
+        listed = answer.json()
+        assert listed["truncated"] is True
+        # The first nodes in order, as many as fit: 3 of 2.5 MB in 8 MiB.
+        assert [node["content"] for node in listed["nodes"]] == ["big 9", "big 8", "big 7"]
+        assert all(len(node["metadata"]["blob"]) == 2_500_000 for node in listed["nodes"])
+        small = (await viewer.get(f"{NODES}?limit=100&tier=WARM")).json()
+        assert small["truncated"] is False
+        assert [node["content"] for node in small["nodes"]] == [
+            f"small {i}" for i in range(4, -1, -1)
+        ]
+        assert len((await viewer.get(f"{NODES}?limit=2")).json()["nodes"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -510,6 +547,11 @@ BAD_BODIES = [
     pytest.param(_json(node(content="a\x00b")), "content", id="content-with-nul"),
     pytest.param(_json(node(metadata=[1, 2])), "metadata", id="metadata-list"),
     pytest.param(_json(node(metadata="{}")), "metadata", id="metadata-string"),
+    pytest.param(
+        _json(node(metadata={"k": "x" * DEFAULTS["MAX_METADATA_BYTES"]})),
+        "metadata",
+        id="metadata-over-max-metadata-bytes",
+    ),
     pytest.param(_json(node(colour="red")), "colour", id="unknown-field"),
     pytest.param(_json({"node_type": "FACT"}), "content", id="missing-content"),
     pytest.param(_json({"content": "x"}), "node_type", id="missing-node-type"),

@@ -35,6 +35,8 @@ def test_get_config_defaults():
         "HISTORY_POINTS": 300,
         "CHANGE_LOG_RETENTION": 3_600.0,
         "CHANGE_LOG_LIMIT": 10_000,
+        "MAX_METADATA_BYTES": 65_536,
+        "MAX_LIST_BYTES": 8_388_608,
     }
 
 
@@ -119,6 +121,11 @@ def test_get_config_setting_that_is_not_a_dict():
         ("CHANGE_LIMIT", 0),
         ("CHANGE_LIMIT", 2.5),
         ("CHANGE_LIMIT", True),
+        ("MAX_METADATA_BYTES", 0),
+        ("MAX_METADATA_BYTES", 64.5),
+        ("MAX_LIST_BYTES", "8M"),
+        ("MAX_LIST_BYTES", True),
+        ("MAX_LIST_BYTES", 1023),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):
@@ -141,6 +148,8 @@ def test_get_config_rejects_wrong_types_and_values(key, value):
         ("MAX_CONNECTIONS_PER_USER", 1),
         ("SHUTDOWN_TIMEOUT", 0),
         ("ENTANGLEMENT", False),
+        ("MAX_METADATA_BYTES", 1),
+        ("MAX_LIST_BYTES", 1024),
     ],
 )
 def test_get_config_accepts_edge_values(key, value):

@@ -26,12 +26,21 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from graphapp.conf import MIN_LIST_BYTES
 from graphapp.forms import MAX_METADATA_DEPTH
-from graphapp.models import MAX_CONTENT_LENGTH, RELATION_PATTERN, Edge, Node, NodeType, Tier
+from graphapp.models import (
+    MAX_CONTENT_LENGTH,
+    RELATION_PATTERN,
+    Edge,
+    Node,
+    NodeType,
+    Tier,
+    metadata_size,
+)
 from tests.live import LiveServer, csrf_headers, logged_in
 
 settings.register_profile(
@@ -565,9 +574,80 @@ def test_a_body_over_the_upload_limit_is_refused(
     batch = [{"content": fill(piece, limit // count + 1), "node_type": "FACT"}] * count
     data = body(batch if count > 1 else batch[0])
     assert len(data) > limit
-    errors = assert_refused(editor, data, seeded)
+    status, answer = post(editor, data)
+    assert status == 413, answer
+    assert set(answer) == {"error"}
+    assert f"{limit:,}" in answer["error"]
+    assert database_rows() == seeded
+
+
+# The limits drawn small, so that examples cross them often and cheaply.
+metadata_limits = st.integers(2, 300)
+# Metadata that often crosses such a limit: strings of 1- to 4-byte characters.
+sized_metadatas = st.one_of(
+    metadatas,
+    st.dictionaries(
+        storable_text,
+        st.text(st.sampled_from('x\u00e9\u20ac\U0001f525\n"'), max_size=120),
+        min_size=1,
+        max_size=3,
+    ),
+)
+
+
+@given(node=valid_nodes, metadata=sized_metadatas, limit=metadata_limits)
+def test_metadata_is_stored_up_to_max_metadata_bytes_and_refused_beyond(
+    editor: Client, seeded: Rows, node: dict[str, Any], metadata: dict[str, Any], limit: int
+) -> None:
+    sent = {**node, "metadata": metadata}
+    with override_settings(GRAPHAPP={"MAX_METADATA_BYTES": limit}):
+        if metadata_size(metadata) <= limit:
+            status, created = post(editor, body(sent))
+            assert status == 201, created
+            assert_stored_as_sent(created, sent)
+            Node.objects.filter(pk=created["id"]).delete()
+        else:
+            errors = assert_refused(editor, body(sent), seeded)
+            assert set(errors) == {"metadata"}
+            assert "MAX_METADATA_BYTES" in errors["metadata"][0]
+
+
+# Content types a client may send, with a body that is not JSON: whatever the
+# type, the answer is a 400 in JSON (multipart and forms are never parsed).
+content_types = st.one_of(
+    st.sampled_from(
+        [
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded; charset=latin-1",
+            "multipart/form-data; boundary=x",
+            "multipart/form-data",
+            "text/plain",
+            "application/octet-stream",
+            "",
+        ]
+    ),
+    st.from_regex(r"\A[a-z]{1,8}/[a-z0-9.+-]{1,12}(; charset=[a-z0-9-]{1,10})?\Z"),
+)
+forms = st.lists(st.tuples(storable_text, storable_text), max_size=1100).map(
+    lambda pairs: "&".join(
+        f"{quote_from_bytes(k.encode())}={quote_from_bytes(v.encode())}" for k, v in pairs
+    ).encode()
+)
+
+
+@given(data=st.one_of(not_json, forms.filter(is_not_json)), content_type=content_types)
+def test_a_body_that_is_not_json_is_refused_in_json_whatever_its_content_type(
+    editor: Client, seeded: Rows, data: bytes, content_type: str
+) -> None:
+    # generic(): post() would re-encode the bytes in the charset the type names.
+    answer = editor.generic("POST", NODES, data, content_type=content_type)
+    assert answer.status_code == 400, answer.content[:300]
+    assert answer["Content-Type"] == "application/json"
+    errors = strict_json(answer.content)["errors"]
     assert set(errors) == {"__all__"}
-    assert f"{limit:,}" in errors["__all__"][0]
+    assert_messages(errors)
+    assert database_rows() == seeded
 
 
 # -- GET /graph/api/nodes/ -------------------------------------------------------------
@@ -676,6 +756,33 @@ def test_good_query_parameters_filter_and_limit(
     for node in listed:
         assert node["node_type"] == query.get("type", node["node_type"])
         assert node["tier"] == query.get("tier", node["tier"])
+
+
+@settings(max_examples=25)
+@given(
+    stored=st.lists(valid_nodes, min_size=1, max_size=12),
+    query=good_queries,
+    bound=st.integers(MIN_LIST_BYTES, 40_000),
+)
+def test_the_nodes_list_is_the_first_nodes_that_fit_in_max_list_bytes(
+    editor: Client, stored: list[dict[str, Any]], query: dict[str, str], bound: int
+) -> None:
+    Node.objects.all().delete()
+    assert post(editor, body(stored))[0] == 201
+    path = f"{NODES}?{query_string(query)}"
+    whole = strict_json(editor.get(path).content)
+    assert whole["truncated"] is False
+    with override_settings(GRAPHAPP={"MAX_LIST_BYTES": bound}):
+        answer = editor.get(path)
+    assert answer.status_code == 200
+    assert len(answer.content) <= bound
+    listed = strict_json(answer.content)
+    # A prefix of the whole list; truncated exactly when it is shorter.
+    assert listed["nodes"] == whole["nodes"][: len(listed["nodes"])]
+    assert listed["truncated"] is (len(listed["nodes"]) < len(whole["nodes"]))
+    if listed["truncated"]:
+        next_one = json.dumps(whole["nodes"][len(listed["nodes"])]).encode()
+        assert len(answer.content) + len(next_one) + 2 > bound
 
 
 # -- graph_import and graph_export -----------------------------------------------------
@@ -994,6 +1101,29 @@ def test_import_names_the_record_with_a_field_given_twice(
     assert repr(field) in message
 
 
+@given(
+    document=graph_files(), metadata=st.lists(sized_metadatas, max_size=6), limit=metadata_limits
+)
+def test_import_names_the_first_node_over_max_metadata_bytes_or_imports_all(
+    write_file: WriteFile, seeded: Rows, document: dict[str, Any], metadata: list[Any], limit: int
+) -> None:
+    for record, value in zip(document["nodes"], metadata, strict=False):
+        record["metadata"] = value
+    over = [
+        i for i, record in enumerate(document["nodes"]) if metadata_size(record["metadata"]) > limit
+    ]
+    path = write_file(body(document))
+    with override_settings(GRAPHAPP={"MAX_METADATA_BYTES": limit}):
+        if over:
+            message = assert_import_refused(path, f"nodes[{over[0]}].metadata: ", seeded)
+            assert "MAX_METADATA_BYTES" in message
+        else:
+            import_file(path)
+            added = Node.objects.exclude(pk__in=[row[0] for row in seeded[0]])
+            assert added.count() == len(document["nodes"])
+            added.delete()  # the seeded rows stay as they are for the next example
+
+
 @settings(max_examples=3)
 @given(piece=non_blank)
 def test_import_of_megabytes_of_content_names_the_record(
@@ -1022,8 +1152,8 @@ async def test_daphne_refuses_oversized_and_unstorable_bodies_with_json_errors(
         headers = {**csrf_headers(editor, live_server_default), "Content-Type": "application/json"}
         for content in (body(node), chunked()):
             answer = await editor.post(NODES, content=content, headers=headers)
-            assert answer.status_code == 400, answer.text[:300]
-            assert f"{limit:,}" in answer.json()["errors"]["__all__"][0]
+            assert answer.status_code == 413, answer.text[:300]
+            assert f"{limit:,}" in answer.json()["error"]
         for bad in ("a\x00b", "a\ud800b"):
             answer = await editor.post(
                 NODES, content=body({"content": bad, "node_type": "FACT"}), headers=headers
