@@ -37,6 +37,7 @@ class Config(TypedDict):
     HISTORY_POINTS: int
     CHANGE_LOG_RETENTION: float
     CHANGE_LOG_LIMIT: int
+    MAX_IMPORT_BYTES: int
 
 
 DEFAULTS: Final[Config] = {
@@ -101,6 +102,9 @@ DEFAULTS: Final[Config] = {
     # reconnect with ``Last-Event-ID`` (graphapp.replay); older ones get a gap.
     "CHANGE_LOG_RETENTION": 3_600.0,
     "CHANGE_LOG_LIMIT": 10_000,
+    # Bytes: the largest file graph_import reads (its --max-bytes overrides it
+    # for one run). Parsed, a file takes up to about 30 times its size in memory.
+    "MAX_IMPORT_BYTES": 16 * 1024 * 1024,
 }
 
 _NUMBERS: Final = (
@@ -112,6 +116,14 @@ _NUMBERS: Final = (
     "VERIFY_TIMEOUT",
     "HISTORY_WINDOW",
     "CHANGE_LOG_RETENTION",
+)
+_COUNTS: Final = (
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_USER",
+    "CHANGE_LIMIT",
+    "CHANGE_LOG_LIMIT",
+    "RECONNECT_RATE",
+    "MAX_IMPORT_BYTES",
 )
 # Enough for each of history's spans (at most four) to keep a few points.
 MIN_HISTORY_POINTS: Final = 40
@@ -126,13 +138,7 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
-    for key in (
-        "MAX_CONNECTIONS",
-        "MAX_CONNECTIONS_PER_USER",
-        "CHANGE_LIMIT",
-        "CHANGE_LOG_LIMIT",
-        "RECONNECT_RATE",
-    ):
+    for key in _COUNTS:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
