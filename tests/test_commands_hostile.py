@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import socket
 import sqlite3
@@ -31,9 +30,13 @@ TIMEOUT = 60  # seconds; a command that blocks (a FIFO) fails the test here
 NON_ASCII = "naïve ✓ 日本語"
 
 
-def limited() -> None:
-    """In the child, before exec: the memory the command may map, at most."""
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+# Set in the child and exec'd into manage.py: a preexec_fn would run Python
+# between fork and exec, unsafe while this process has threads (the publisher's).
+LIMITED = (
+    "import os, resource, sys; "
+    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY}, {MEMORY})); "
+    "os.execv(sys.executable, [sys.executable, 'manage.py', *sys.argv[1:]])"
+)
 
 
 @dataclass
@@ -47,14 +50,13 @@ class Site:
         self, *args: str, stdin: IO[bytes] | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [sys.executable, "-c", LIMITED, *args],
             cwd=ROOT,
             env=self.env() | (env or {}),
             stdin=stdin or subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
-            preexec_fn=limited,
             check=False,
         )
 
