@@ -34,9 +34,9 @@ class TooLarge(FileRefused):
 
 
 def _regular(mode: int) -> None:
-    kind = next((name for test, name in _KINDS if test(mode)), None)
-    if kind or not stat.S_ISREG(mode):
-        raise FileRefused(f"{kind or 'a special file'}, not a regular file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise FileRefused(f"{kind}, not a regular file")
 
 
 def _open(path: str, flags: int) -> int:
