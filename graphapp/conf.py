@@ -39,6 +39,7 @@ class Config(TypedDict):
     CHANGE_LOG_LIMIT: int
     MAX_METADATA_BYTES: int
     MAX_LIST_BYTES: int
+    MAX_IMPORT_BYTES: int
 
 
 DEFAULTS: Final[Config] = {
@@ -112,6 +113,9 @@ DEFAULTS: Final[Config] = {
     # Bytes of one GET /graph/api/nodes/ answer: it lists the nodes that fit and
     # says "truncated". Room for a full page of 100 nodes at the metadata limit.
     "MAX_LIST_BYTES": 8_388_608,
+    # Bytes: the largest file graph_import reads (its --max-bytes overrides it
+    # for one run). Parsed, a file takes up to about 30 times its size in memory.
+    "MAX_IMPORT_BYTES": 16 * 1024 * 1024,
 }
 
 _NUMBERS: Final = (
@@ -126,6 +130,15 @@ _NUMBERS: Final = (
 )
 # Room for a list's envelope and a node of a few hundred bytes.
 MIN_LIST_BYTES: Final = 1024
+_COUNTS: Final = (
+    "MAX_CONNECTIONS",
+    "MAX_CONNECTIONS_PER_USER",
+    "CHANGE_LIMIT",
+    "CHANGE_LOG_LIMIT",
+    "RECONNECT_RATE",
+    "MAX_IMPORT_BYTES",
+    "MAX_METADATA_BYTES",
+)
 # Enough for each of history's spans (at most four) to keep a few points.
 MIN_HISTORY_POINTS: Final = 40
 _STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
@@ -145,17 +158,8 @@ def _validate(merged: dict[str, Any]) -> None:
     retry = merged["RETRY"]
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
         raise GraphappConfigError("RETRY", f"must be a whole number of milliseconds, not {retry!r}")
-    for key in (
-        "MAX_CONNECTIONS",
-        "MAX_CONNECTIONS_PER_USER",
-        "CHANGE_LIMIT",
-        "CHANGE_LOG_LIMIT",
-        "RECONNECT_RATE",
-        "MAX_METADATA_BYTES",
-    ):
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GraphappConfigError(key, f"must be a whole number >= 1, not {value!r}")
+    for key in _COUNTS:
+        _at_least(merged, key, 1)
     _at_least(merged, "HISTORY_POINTS", MIN_HISTORY_POINTS)
     _at_least(merged, "MAX_LIST_BYTES", MIN_LIST_BYTES)
     shutdown = merged["SHUTDOWN_TIMEOUT"]

@@ -91,12 +91,13 @@ def test_graph_seed_same_seed_gives_the_same_nodes(published):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--nodes", "-1"], ">= 0"),
-        (["--nodes", "5", "--edges", "-1"], ">= 0"),
+        (["--nodes", "-1"], "--nodes: must be a whole number from 0 to 1,000,000"),
+        (["--nodes", "5", "--edges", "-1"], "--edges: must be a whole number from 0 to"),
         (["--nodes", "3", "--edges", "7"], "at most 6 edges"),
         (["--nodes", "0", "--edges", "1"], "at most 0 edges"),
-        (["--nodes", "many"], "invalid int value"),
-        (["--nodes", "5", "--seed", "x"], "invalid int value"),
+        (["--nodes", "many"], "--nodes: must be a whole number"),
+        (["--nodes", "1000001"], "--nodes: must be a whole number"),
+        (["--nodes", "5", "--seed", "x"], "--seed: must be a whole number"),
     ],
 )
 def test_graph_seed_bad_values_raise_and_change_nothing(published, args, message):

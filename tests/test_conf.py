@@ -37,6 +37,7 @@ def test_get_config_defaults():
         "CHANGE_LOG_LIMIT": 10_000,
         "MAX_METADATA_BYTES": 65_536,
         "MAX_LIST_BYTES": 8_388_608,
+        "MAX_IMPORT_BYTES": 16 * 1024 * 1024,
     }
 
 
@@ -112,6 +113,8 @@ def test_get_config_setting_that_is_not_a_dict():
         ("MAX_CONNECTIONS", 10.5),
         ("MAX_CONNECTIONS_PER_USER", True),
         ("MAX_CONNECTIONS_PER_USER", -1),
+        ("MAX_IMPORT_BYTES", 0),
+        ("MAX_IMPORT_BYTES", 1e9),
         ("SHUTDOWN_TIMEOUT", -1),
         ("SHUTDOWN_TIMEOUT", "3"),
         ("RECONNECT_RATE", 0),
@@ -146,6 +149,7 @@ def test_get_config_rejects_wrong_types_and_values(key, value):
         ("RETRY", 0),
         ("GROUP", "g"),
         ("MAX_CONNECTIONS_PER_USER", 1),
+        ("MAX_IMPORT_BYTES", 1),
         ("SHUTDOWN_TIMEOUT", 0),
         ("ENTANGLEMENT", False),
         ("MAX_METADATA_BYTES", 1),

@@ -3,23 +3,23 @@
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
 from graphapp import operations
+from graphapp.management.arguments import Number
+from graphapp.management.base import GraphCommand
 from graphapp.management.commands._publishing import wait_for_publication
 
+BELOW = Number(0, 1, above=True)
 
-class Command(BaseCommand):
+
+class Command(GraphCommand):
     help = "Delete the nodes whose momentum is below --below, and their edges (one publish)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
-            "--below", type=float, required=True, help="momentum threshold in (0, 1]"
+            "--below", type=BELOW, required=True, help=f"momentum threshold ({BELOW})"
         )
 
     def handle(self, *args: Any, below: float, **options: Any) -> None:
-        if not 0 < below <= 1:
-            raise CommandError(f"--below must be in (0, 1], not {below}.")
         count = operations.prune_below(below)
         wait_for_publication(self)
         self.stdout.write(self.style.SUCCESS(f"Pruned {count} nodes below {below}."))

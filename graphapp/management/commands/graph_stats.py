@@ -4,17 +4,23 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from graphapp import ledger, snapshots
+from graphapp.management.arguments import Whole
+from graphapp.management.base import GraphCommand
+
+INDENT = Whole(0, 8)
 
 
-class Command(BaseCommand):
+class Command(GraphCommand):
     help = "Print the current statistics snapshot as JSON (publishes nothing)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--indent", type=int, default=2, help="JSON indent (default 2)")
+        parser.add_argument(
+            "--indent", type=INDENT, default=2, help=f"JSON indent ({INDENT}, default 2)"
+        )
         parser.add_argument(
             "--rebuild",
             action="store_true",

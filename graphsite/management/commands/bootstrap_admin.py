@@ -4,10 +4,11 @@ import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+
+from graphapp.management.base import GraphCommand
 
 
-class Command(BaseCommand):
+class Command(GraphCommand):
     help = "Create a superuser 'admin' with a random password if no superuser exists yet."
 
     def handle(self, *args: Any, **options: Any) -> None:
