@@ -233,3 +233,14 @@ def test_a_user_who_may_not_see_edges_gets_no_summary(client: Client) -> None:
     assert page.status_code == 200
     assert "incoming-summary" not in page.text
     assert "spoke" not in page.text
+
+
+def test_the_summary_in_german(staff: Client) -> None:
+    node = hub(1_200, direction="outgoing")
+
+    page = staff.get(change_path(node), headers={"Accept-Language": "de"})
+
+    assert "Ausgehende Kanten" in page.text
+    assert "1.200 Kanten, zu viele, um sie auf dieser Seite zu bearbeiten." in page.text
+    assert "Alle 1.200 in der Kantenliste zeigen" in page.text
+    assert "ausgehende Kante hinzufügen" in page.text
