@@ -15,7 +15,8 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from graphapp.admin import EdgeInline
-from graphapp.models import Edge, Node, NodeType
+from graphapp.models import Edge, Node
+from tests.factories import hub
 
 pytestmark = pytest.mark.django_db
 
@@ -28,21 +29,6 @@ ROWS = EdgeInline.max_num
 def staff(client: Client) -> Client:
     client.force_login(User.objects.create_superuser("root", "", "unused"))
     return client
-
-
-def hub(edges: int, *, direction: str, weight: float = 0.5) -> Node:
-    """A node with ``edges`` edges in ``direction``, each to a node of its own."""
-    center = Node.objects.create(content="the hub", node_type=NodeType.CONCEPT, momentum=0.5)
-    spokes = Node.objects.bulk_create(
-        Node(content=f"spoke {i}", node_type=NodeType.FACT) for i in range(edges)
-    )
-    Edge.objects.bulk_create(
-        Edge(source=center, target=spoke, weight=weight)
-        if direction == "outgoing"
-        else Edge(source=spoke, target=center, weight=weight)
-        for spoke in spokes
-    )
-    return center
 
 
 def change_path(node: Node) -> str:

@@ -275,6 +275,34 @@ async def test_admin_changes_show_on_the_live_page_and_the_admin_list(
     await operator.context.close()
 
 
+async def test_nodes_with_many_edges_save_through_the_admin(
+    browser: Browser, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server()
+    seeded = server.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from tests.factories import hub; "
+        "print(hub(20_000, direction='incoming').pk, hub(200, direction='outgoing').pk)",
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    hubs = zip(seeded.stdout.split()[-2:], ("incoming", "outgoing"), (20_000, 200), strict=True)
+    page = await sign_in(await browser.new_page(), server, "/admin/")
+    for node_id, direction, edges in hubs:
+        path = f"/admin/graphapp/node/{node_id}/change/"
+        await admin_form_save(page, server, path, content=f"saved beside {edges} edges")
+        await page.goto(f"{server.url}{path}")
+        assert await page.input_value("#id_content") == f"saved beside {edges} edges"
+        summary = page.locator(f"#{direction}-summary")
+        assert f"{edges:,} edges, too many" in (await summary.text_content() or "")
+        await summary.locator(".graphapp-edge-summary__all").click()
+        await page.wait_for_selector("#result_list")
+        assert f"{edges} edges" in (await page.text_content(".paginator") or "")
+        assert await page.locator("#result_list tbody tr").count() == 100
+
+
 async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
     context: BrowserContext, make_server: Callable[..., LiveServer]
 ) -> None:
