@@ -1,9 +1,10 @@
 """The admin's change page of a node with many edges: its size, and the time to
 render it and to save the node through it.
 
-Run as ``python -m bench.adminpage EDGES`` with graphsite's settings (DEBUG off)
-on an empty database (``DATABASE_URL``; it migrates); prints JSON. Makes a hub
-node with EDGES incoming edges and another with EDGES outgoing ones
+Run as ``python -m bench.adminpage SIZES`` (comma-separated) with graphsite's
+settings (DEBUG off) on an empty database (``DATABASE_URL``; it migrates);
+prints JSON. For each size, makes a hub node with that many incoming edges and
+another with as many outgoing ones
 (``bulk_create``), then, signed in as a superuser through Django's test client,
 reads each hub's change page and posts its form back (the fields of the page's
 inputs, the content changed), each three times after a warm-up.
@@ -80,16 +81,20 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    edges = int(sys.argv[1])
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_superuser("bench-admin", "", "unused")
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
-    rows = {
-        direction: measure(client, make_hub(edges, incoming=direction == "incoming"))
+    rows = [
+        {
+            "edges": edges,
+            "direction": direction,
+            **measure(client, make_hub(edges, incoming=direction == "incoming")),
+        }
+        for edges in (int(size) for size in sys.argv[1].split(","))
         for direction in ("incoming", "outgoing")
-    }
-    print(json.dumps({"edges": edges, **rows}))
+    ]
+    print(json.dumps(rows))
 
 
 if __name__ == "__main__":
