@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import ClassVar
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import Permission, User
-from django.test import Client
+from django.test import Client, RequestFactory
 
-from graphapp.admin import EdgeInline
+from graphapp.admin import EdgeInline, IncomingEdgeInline, NodeAdmin, OutgoingEdgeInline
 from graphapp.models import Edge, Node
 from tests.factories import hub
 
@@ -230,3 +232,28 @@ def test_the_summary_in_german(staff: Client) -> None:
     assert "1.200 Kanten, zu viele, um sie auf dieser Seite zu bearbeiten." in page.text
     assert "Alle 1.200 in der Kantenliste zeigen" in page.text
     assert "ausgehende Kante hinzufügen" in page.text
+
+
+class FiveRows(OutgoingEdgeInline):
+    max_num = 5
+
+
+class SmallerNodeAdmin(NodeAdmin):
+    inlines: ClassVar = [FiveRows, IncomingEdgeInline]
+    edge_summary_size = 3
+
+
+@pytest.mark.parametrize(("edges", "summarised"), [(5, False), (6, True)])
+def test_a_subclass_sets_the_bounds(rf: RequestFactory, edges: int, summarised: bool) -> None:
+    node = hub(edges, direction="outgoing")
+    request = rf.get(change_path(node))
+    request.user = User.objects.create_superuser("root", "", "unused")
+
+    page = SmallerNodeAdmin(Node, admin.site).change_view(request, str(node.pk))
+    html = page.render().content
+
+    assert ('id="outgoing-summary"' in html.decode()) is summarised
+    if summarised:
+        assert len(summary_links(html, "outgoing")) == 2 * 3 + 2
+    else:
+        assert form_of(html)["outgoing-TOTAL_FORMS"] == "5"
