@@ -257,3 +257,30 @@ def test_a_subclass_sets_the_bounds(rf: RequestFactory, edges: int, summarised: 
         assert len(summary_links(html, "outgoing")) == 2 * 3 + 2
     else:
         assert form_of(html)["outgoing-TOTAL_FORMS"] == "5"
+
+
+def test_a_node_with_many_edges_is_deleted_through_a_short_confirmation(staff: Client) -> None:
+    node = hub(20_000, direction="incoming")
+    other = hub(3, direction="outgoing")
+    path = f"/admin/graphapp/node/{node.pk}/delete/"
+
+    page = staff.get(path)
+
+    assert len(page.content) < PAGE_BOUND
+    assert "… and 19,980 more objects" in page.text
+    assert re.search(r"Edges: 20000\b", page.text)  # the counts stay whole
+    deleted = staff.post(path, {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not Node.objects.filter(pk=node.pk).exists()
+    assert Edge.objects.count() == 3
+    assert Edge.objects.filter(source=other).count() == 3
+
+
+def test_a_short_confirmation_lists_what_each_node_takes_along(staff: Client) -> None:
+    nodes = [hub(25, direction="outgoing") for _ in range(2)]
+    action = {"action": "delete_selected", "_selected_action": [str(n.pk) for n in nodes]}
+
+    page = staff.post("/admin/graphapp/node/", action)
+
+    assert page.text.count("… and 5 more objects") == 2  # each node's edges, cut
+    assert all(str(n) in page.text for n in nodes)
