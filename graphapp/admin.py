@@ -139,6 +139,14 @@ class IncomingEdgeInline(EdgeInline):
     raw_id_fields = ("source",)
 
 
+def _as_rows(request: HttpRequest, node: Node, inline: type[EdgeInline]) -> bool:
+    """Whether the node's edges in this direction are rows: while they fit, and on
+    a save only if the page posted them (it had a summary when it was opened)."""
+    if request.method == "POST" and f"{inline.direction}-TOTAL_FORMS" not in request.POST:
+        return False
+    return inline.fit(node)
+
+
 @dataclass(frozen=True)
 class EdgeSummary:
     """One direction of a node's edges, too many to edit as rows: their count,
@@ -219,13 +227,27 @@ class NodeAdmin(NodeAdminBase):
         inlines = list(super().get_inlines(request, obj))
         if obj is None:
             return inlines
-        return [i for i in inlines if not issubclass(i, EdgeInline) or i.fit(obj)]
+        return [i for i in inlines if not issubclass(i, EdgeInline) or _as_rows(request, obj, i)]
 
     def get_deleted_objects(
         self, objs: Sequence[Node] | QuerySet[Node], request: HttpRequest
     ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         return _shortened(deleted, self.deleted_objects_shown), counts, perms_needed, protected
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        saved = {formset.prefix for formset in formsets}
+        for inline in self._edge_inlines(request, form.instance):
+            posted = f"{inline.direction}-TOTAL_FORMS" in request.POST
+            if posted and inline.direction not in saved:
+                # Past max_num since the page was opened: its rows were not read.
+                message = _(
+                    "The %(edges)s grew too many to edit while the page was open: "
+                    "changes to their rows were not saved."
+                )
+                edges = inline.verbose_name_plural
+                self.message_user(request, message % {"edges": edges}, messages.WARNING)
 
     def render_change_form(
         self,
@@ -249,11 +271,17 @@ class NodeAdmin(NodeAdminBase):
         self, request: HttpRequest, node: Node, shown: set[type[Any]]
     ) -> Iterator[EdgeInline]:
         """The edge inlines left out for their size that the user may see."""
-        for inline_class in super().get_inlines(request, node):
-            if issubclass(inline_class, EdgeInline) and inline_class not in shown:
+        for inline_class in self._edge_inlines(request, node):
+            if inline_class not in shown:
                 inline = inline_class(self.model, self.admin_site)
                 if inline.has_view_or_change_permission(request, node):
                     yield inline
+
+    def _edge_inlines(self, request: HttpRequest, node: Node) -> Iterator[type[EdgeInline]]:
+        """The edge inlines the node's page would have, whatever their size."""
+        for inline in super().get_inlines(request, node):
+            if issubclass(inline, EdgeInline):
+                yield inline
 
     def edge_summary(self, request: HttpRequest, node: Node, inline: EdgeInline) -> EdgeSummary:
         edges = inline.edges_of(node)

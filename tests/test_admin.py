@@ -284,3 +284,37 @@ def test_a_short_confirmation_lists_what_each_node_takes_along(staff: Client) ->
 
     assert page.text.count("… and 5 more objects") == 2  # each node's edges, cut
     assert all(str(n) in page.text for n in nodes)
+
+
+def test_rows_that_grew_too_many_while_the_page_was_open_are_not_read(staff: Client) -> None:
+    node = hub(ROWS, direction="outgoing")
+    form = form_of(staff.get(change_path(node)).content)
+    first = Edge.objects.filter(source=node).order_by("id").first()
+    assert first is not None
+    Edge.objects.create(source=node, target=Node.objects.create(content="late", node_type="FACT"))
+    form["outgoing-0-weight"] = "0.9"
+    form["content"] = "saved meanwhile"
+
+    saved = staff.post(change_path(node), form, follow=True)
+
+    assert "changes to their rows were not saved" in saved.text
+    node.refresh_from_db()
+    assert node.content == "saved meanwhile"
+    first.refresh_from_db()
+    assert first.weight == 0.5
+
+
+def test_a_summary_that_shrank_to_rows_while_the_page_was_open_still_saves(
+    staff: Client,
+) -> None:
+    node = hub(ROWS + 1, direction="incoming")
+    form = form_of(staff.get(change_path(node)).content)
+    Edge.objects.filter(target=node).order_by("id")[0].delete()
+    form["content"] = "saved meanwhile"
+
+    saved = staff.post(change_path(node), form)
+
+    assert saved.status_code == 302
+    node.refresh_from_db()
+    assert node.content == "saved meanwhile"
+    assert Edge.objects.filter(target=node).count() == ROWS
