@@ -297,6 +297,10 @@ async def test_nodes_with_many_edges_save_through_the_admin(
         assert await page.input_value("#id_content") == f"saved beside {edges} edges"
         summary = page.locator(f"#{direction}-summary")
         assert f"{edges:,} edges, too many" in (await summary.text_content() or "")
+        if direction == "incoming":
+            await summary.scroll_into_view_if_needed()
+            for dark in (False, True):
+                await screenshot(page, "admin-node-edges", dark=dark)
         await summary.locator(".graphapp-edge-summary__all").click()
         await page.wait_for_selector("#result_list")
         assert f"{edges} edges" in (await page.text_content(".paginator") or "")
@@ -422,7 +426,8 @@ async def test_live_page_fits_a_phone_and_labels_what_it_shows(
 
 def test_screenshots_are_shown_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    for name in ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark"):
+    shown = ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark")
+    for name in (*shown, "admin-node-edges-light"):
         assert f"docs/screenshots/{name}.png" in readme, name
 
 
