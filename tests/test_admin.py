@@ -165,6 +165,8 @@ def test_the_summary_lists_the_heaviest_edges_and_links_to_the_filtered_list(
     assert listing.text.count('name="_selected_action"') == 100  # a page of them
     assert f"?p=3&amp;target__id__exact={node.pk}" in listing.text
     assert str(node) in listing.text  # the filter names the node
+    counted = staff.get(f"{every}&_facets=True")
+    assert f"{node} (300)" in counted.text
     adding = staff.get(add.replace("&amp;", "&"))
     assert form_of(adding.content)["target"] == str(node.pk)
 
