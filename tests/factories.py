@@ -2,7 +2,7 @@
 
 import datetime
 
-from graphapp.models import Node, NodeType
+from graphapp.models import Edge, Node, NodeType
 
 T0 = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -17,3 +17,19 @@ def node_at(momentum: float = 1.0, at: datetime.datetime = T0) -> Node:
         last_accessed=at,
         decayed_at=at,
     )
+
+
+def hub(edges: int, *, direction: str, weight: float = 0.5) -> Node:
+    """A node with ``edges`` edges in ``direction`` ("outgoing" or "incoming"),
+    each to a node of its own (``bulk_create``: nothing is published)."""
+    center = Node.objects.create(content="the hub", node_type=NodeType.CONCEPT, momentum=0.5)
+    spokes = Node.objects.bulk_create(
+        Node(content=f"spoke {i}", node_type=NodeType.FACT) for i in range(edges)
+    )
+    Edge.objects.bulk_create(
+        Edge(source=center, target=spoke, weight=weight)
+        if direction == "outgoing"
+        else Edge(source=spoke, target=center, weight=weight)
+        for spoke in spokes
+    )
+    return center

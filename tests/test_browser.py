@@ -275,6 +275,38 @@ async def test_admin_changes_show_on_the_live_page_and_the_admin_list(
     await operator.context.close()
 
 
+async def test_nodes_with_many_edges_save_through_the_admin(
+    browser: Browser, make_server: Callable[..., LiveServer]
+) -> None:
+    server = make_server()
+    seeded = server.manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from tests.factories import hub; "
+        "print(hub(20_000, direction='incoming').pk, hub(200, direction='outgoing').pk)",
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    hubs = zip(seeded.stdout.split()[-2:], ("incoming", "outgoing"), (20_000, 200), strict=True)
+    page = await sign_in(await browser.new_page(), server, "/admin/")
+    for node_id, direction, edges in hubs:
+        path = f"/admin/graphapp/node/{node_id}/change/"
+        await admin_form_save(page, server, path, content=f"saved beside {edges} edges")
+        await page.goto(f"{server.url}{path}")
+        assert await page.input_value("#id_content") == f"saved beside {edges} edges"
+        summary = page.locator(f"#{direction}-summary")
+        assert f"{edges:,} edges, too many" in (await summary.text_content() or "")
+        if direction == "incoming":
+            await summary.scroll_into_view_if_needed()
+            for dark in (False, True):
+                await screenshot(page, "admin-node-edges", dark=dark)
+        await summary.locator(".graphapp-edge-summary__all").click()
+        await page.wait_for_selector("#result_list")
+        assert f"{edges} edges" in (await page.text_content(".paginator") or "")
+        assert await page.locator("#result_list tbody tr").count() == 100
+
+
 async def test_badge_goes_to_reconnecting_and_back_after_a_server_restart(
     context: BrowserContext, make_server: Callable[..., LiveServer]
 ) -> None:
@@ -394,7 +426,13 @@ async def test_live_page_fits_a_phone_and_labels_what_it_shows(
 
 def test_screenshots_are_shown_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    for name in ("live-page-light", "live-page-dark", "admin-node-list-light", "admin-index-dark"):
+    for name in (
+        "live-page-light",
+        "live-page-dark",
+        "admin-node-list-light",
+        "admin-index-dark",
+        "admin-node-edges-light",
+    ):
         assert f"docs/screenshots/{name}.png" in readme, name
 
 
