@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import import_module
 
 from asgiref.sync import ThreadSensitiveContext
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from graphapp.permissions import CheckName, load_and_check
+from graphapp.permissions import CheckName, check_each, load_and_check
 from graphapp.types import User
 from graphapp.worker import DatabaseWorker
 
@@ -69,7 +69,17 @@ async def check_stream(
 
 async def still_allowed(session_key: str | None) -> bool:
     """Read the session and the user again, from the store, and check again."""
-    fresh = HttpRequest()
-    fresh.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return (await still_allowed_each([session_key]))[0]
+
+
+async def still_allowed_each(session_keys: Sequence[str | None]) -> list[bool]:
+    """:func:`still_allowed` for each key, in one trip to the check worker
+    (with a plain check): a recheck of many streams (graphapp.revalidate)."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    requests = []
+    for key in session_keys:
+        fresh = HttpRequest()
+        fresh.session = store(key)
+        requests.append(fresh)
     async with on_check_thread():
-        return (await load_and_check(fresh, "VIEW_PERMISSION_CHECK"))[1]
+        return await check_each(requests, "VIEW_PERMISSION_CHECK")

@@ -33,6 +33,8 @@ from graphapp import history, replay, snapshots, transport, wire
 from graphapp.changes import ChangeBatch
 from graphapp.conf import get_config
 from graphapp.mailbox import Subscriber
+from graphapp.rechecks import Recheck
+from graphapp.revalidate import Revalidator
 from graphapp.types import Snapshot, StatsMessage, Status
 from graphapp.verify import Verdict, Verifier
 
@@ -70,6 +72,7 @@ class Hub:
         # Subscribers that came while there was no snapshot (the database
         # failing): their history comes with their first snapshot.
         self._awaiting_history: set[Subscriber] = set()
+        self._revalidator = Revalidator(lambda: self.subscribers, self._end)
 
     @property
     def running(self) -> bool:
@@ -85,13 +88,22 @@ class Hub:
 
     # -- streams ---------------------------------------------------------------
 
-    async def subscribe(self, session: str = "", last_event_id: int | None = None) -> Subscriber:
+    async def subscribe(
+        self,
+        session: str = "",
+        last_event_id: int | None = None,
+        *,
+        user: str = "",
+        session_key: str | None = None,
+    ) -> Subscriber:
         """A subscriber holding the latest snapshot, the history, the changes
         missed since ``last_event_id`` when given, and the status when stale.
 
-        ``session`` (a digest, see graphapp.revoke) lets a logout end it at once.
+        ``session`` (a digest, see graphapp.revoke) lets a logout end it at once;
+        ``user`` (a pk as a string) and ``session_key`` let a change of their
+        access have it checked again at once (graphapp.revalidate).
         """
-        subscriber = Subscriber(session)
+        subscriber = Subscriber(session, user, session_key)
         self.subscribers.add(subscriber)
         try:
             if not self.running:
@@ -185,6 +197,14 @@ class Hub:
             logger.info("graphapp: %d stream(s) ended by their session's logout", ended)
         return ended
 
+    def recheck(self, message: dict[str, Any]) -> None:
+        """Check again the streams a change of access names (graphapp.revalidate)."""
+        recheck = Recheck.parse(message)
+        if recheck is None:
+            logger.warning("graphapp: ignored a malformed recheck message: %.200r", message)
+        elif self.running:
+            self._revalidator.ask(recheck)
+
     def _end(self, ending: list[Subscriber], final: Callable[[], bytes] | None = None) -> int:
         self.subscribers.difference_update(ending)
         self._awaiting_history.difference_update(ending)
@@ -206,6 +226,7 @@ class Hub:
 
     def _stop(self) -> None:
         transport.stop_listening(self.loop)
+        self._revalidator.stop()
         for task in self._tasks:
             task.cancel()
         # A load in progress finishes for the subscribers awaiting it; nobody
@@ -224,8 +245,12 @@ class Hub:
 
     def receive(self, message: dict[str, Any]) -> None:
         """One message from the transport (in the hub's loop)."""
-        if message.get("type") == wire.REVOKE:
+        kind = message.get("type")
+        if kind == wire.REVOKE:
             self.revoke(message.get("session"))
+            return
+        if kind == wire.RECHECK:
+            self.recheck(message)
             return
         parsed = wire.parse_stats(message)
         if parsed is None:

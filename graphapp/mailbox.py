@@ -38,10 +38,16 @@ class Subscriber:
         "final",
         "replayed_through",
         "session",
+        "session_key",
+        "user",
     )
 
-    def __init__(self, session: str = "") -> None:
+    def __init__(self, session: str = "", user: str = "", session_key: str | None = None) -> None:
         self.session = session  # graphapp.revoke.session_digest() of its session
+        # Whose stream it is (a pk as a string, "" for none) and the session to
+        # check again when a change of access names either (graphapp.revalidate).
+        self.user = user
+        self.session_key = session_key
         self._frame: bytes | None = None
         self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._status: bytes | None = None

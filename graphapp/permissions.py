@@ -5,6 +5,7 @@ in a worker thread, so it may query the database.
 """
 
 import inspect
+from collections.abc import Sequence
 from typing import Literal
 
 from asgiref.sync import sync_to_async
@@ -76,3 +77,16 @@ async def load_and_check(request: HttpRequest, name: CheckName) -> tuple[User, b
 
     user, result = await sync_to_async(load)()
     return user, await _verdict(result)
+
+
+async def check_each(requests: Sequence[HttpRequest], name: CheckName) -> list[bool]:
+    """Whether check ``name`` lets in the user of each request's session; with
+    a plain check, all in one trip to a worker thread (graphapp.revalidate)."""
+    check = _configured(name)
+    if inspect.iscoroutinefunction(check):
+        return [await _verdict(check(await aget_user(request))) for request in requests]
+
+    def load() -> list[object]:
+        return [check(get_user(request)) for request in requests]
+
+    return [await _verdict(result) for result in await sync_to_async(load)()]

@@ -1,6 +1,6 @@
 """Receivers that publish after every committed change of a Node or an Edge.
 
-One ``on_commit`` hook per transaction (per savepoint level, see below), not per
+One ``on_commit`` hook per transaction (per savepoint level, graphapp.commits), not per
 save: a transaction of 10,000 saves publishes its final state once, and a
 rolled-back one publishes nothing. The hook also carries what happened to each
 node (created, moved to another tier, deleted) for the ``change`` events,
@@ -12,45 +12,24 @@ signals; code that uses them calls :func:`publish_on_commit`, with counts.
 
 from __future__ import annotations
 
-import functools
-import weakref
 from typing import Any, cast
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.signals import post_delete, post_save
 
 from graphapp.changes import KINDS, ChangeBatch, ChangeKind, change
+from graphapp.commits import PerTransaction
 from graphapp.conf import get_config
 from graphapp.models import Edge, Node, tier_of
 from graphapp.publish import request_publish
 
-# For each connection: the ``run_on_commit`` list our hook was appended to, the
-# savepoints open then, and the hook's batch. Django replaces that list on
-# commit, on rollback and on a savepoint rollback, and drops a hook with the
-# savepoint it was added in when that rolls back; so while the list and the
-# savepoints are the same, the pending hook is ours to add to, and a change
-# made inside a savepoint travels in a hook that goes if the savepoint goes.
-_pending: weakref.WeakKeyDictionary[
-    BaseDatabaseWrapper, tuple[list[Any], tuple[str, ...], ChangeBatch]
-] = weakref.WeakKeyDictionary()
+
+def _new_batch() -> ChangeBatch:
+    return ChangeBatch(get_config()["CHANGE_LIMIT"])
 
 
-def _batch_on_commit(connection: BaseDatabaseWrapper) -> ChangeBatch | None:
-    """The batch the current transaction's hook publishes, None outside one."""
-    if not connection.in_atomic_block:
-        return None
-    hooks, savepoints = connection.run_on_commit, tuple(connection.savepoint_ids)
-    pending = _pending.get(connection)
-    if pending is not None and pending[0] is hooks and pending[1] == savepoints:
-        return pending[2]
-    batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
-    # robust: nothing here may fail a save that has committed.
-    transaction.on_commit(
-        functools.partial(request_publish, batch), using=connection.alias, robust=True
-    )
-    _pending[connection] = (hooks, savepoints, batch)
-    return batch
+_hooks = PerTransaction(_new_batch, request_publish)
 
 
 def publish_on_commit(using: str | None = None, **counts: int) -> None:
@@ -60,10 +39,10 @@ def publish_on_commit(using: str | None = None, **counts: int) -> None:
     (``created``, ``deleted``, ``updated``, ``tier``): e.g. ``created=1000``.
     """
     connection = connections[using or DEFAULT_DB_ALIAS]
-    batch = _batch_on_commit(connection)
+    batch = _hooks.pending(connection)
     now = batch is None
     if batch is None:
-        batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
+        batch = _new_batch()
     for kind, count in counts.items():
         batch.add_count(_kind(kind), count)
     if now:
@@ -77,9 +56,9 @@ def _kind(name: str) -> ChangeKind:
 
 
 def _record(connection: BaseDatabaseWrapper, item: dict[str, Any] | None) -> None:
-    batch = _batch_on_commit(connection)
+    batch = _hooks.pending(connection)
     if batch is None:
-        batch = ChangeBatch(get_config()["CHANGE_LIMIT"])
+        batch = _new_batch()
         if item is not None:
             batch.add(item)
         request_publish(batch)

@@ -32,6 +32,8 @@ async def event_stream(
     on_end: Callable[[], None] | None = None,
     session: str = "",
     last_event_id: int | None = None,
+    user: str = "",
+    session_key: str | None = None,
 ) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
@@ -41,7 +43,9 @@ async def event_stream(
     Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
     stream when the answer is no (a logged-out or expired session, a revoked
     permission): the browser reconnects, gets 403 and stops. A logout of
-    ``session`` ends it at once (graphapp.revoke). After the first snapshot
+    ``session`` ends it at once (graphapp.revoke), and a change of the access
+    of ``user`` or ``session_key`` (a password, a permission, a deleted
+    session) has its hub check it again at once (graphapp.revalidate). After the first snapshot
     comes the history (graphapp.history) and, for a client that reconnects
     saying it last saw ``last_event_id``, the changes it missed (graphapp.replay).
     Updates leave at most once per ``min_interval`` seconds, the latest one
@@ -57,7 +61,7 @@ async def event_stream(
     # the same instant, every interval after.
     next_check = loop.time() + revalidate_every * (0.5 + random.random() / 2)
     try:
-        subscriber = await hub.subscribe(session, last_event_id)
+        subscriber = await hub.subscribe(session, last_event_id, user=user, session_key=session_key)
         first = await subscriber.next(0.0) or b""
         yield with_retry(first, retry)
         sent = loop.time()

@@ -106,6 +106,8 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,
             session=session_digest(session_key),
+            user=str(user.pk) if user.is_authenticated else "",
+            session_key=session_key,
             # The header from a browser's own reconnection; the parameter from
             # a client that opens a new EventSource itself (stream.js does).
             last_event_id=parse_last_event_id(

@@ -15,6 +15,7 @@ from graphapp.types import ChangesPayload, Snapshot, StatsMessage, Status
 
 STATS: Final = "graph.stats"
 REVOKE: Final = "graph.revoke"
+RECHECK: Final = "graph.recheck"  # graphapp.rechecks
 RECONNECT: Final = "reconnect"  # the event of reconnect_frame()
 HEARTBEAT_FRAME: Final = b": heartbeat\n\n"
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
