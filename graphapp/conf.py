@@ -62,8 +62,9 @@ DEFAULTS: Final[Config] = {
     "SEND_TIMEOUT": 5.0,
     # Seconds between checks that a stream's session and permission still hold;
     # a stream whose session expired or whose user lost the permission ends.
-    # (A logout ends its streams at once: graphapp.revoke.) A check costs about
-    # 2 ms of CPU: 1,000 streams at 300 s, under 1% of a core.
+    # (A logout, or a change of access made through the ORM, ends its streams
+    # at once: graphapp.revoke; this check is for what sends no signal.) A check
+    # costs about 2 ms of CPU: 1,000 streams at 300 s, under 1% of a core.
     "REVALIDATE_INTERVAL": 300.0,
     # Seconds between the looks that a process with open streams takes at the
     # graph's version in the database: a version that has not arrived through

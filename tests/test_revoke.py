@@ -179,7 +179,7 @@ async def test_a_rolled_back_change_ends_nothing(servers: Servers) -> None:
                 'User.objects.get(username="editor").user_permissions.clear()\n',
             )
             await assert_ends_and_the_other_streams_on(server, ending, kept)
-        assert (await viewer.get("/graph/events/")).status_code == 200
+        assert (await viewer.get("/graph/api/stats/")).status_code == 200
     assert rechecked(server) == [(1, 1)], "the rolled-back change was not sent"
 
 
