@@ -137,6 +137,12 @@ class Courier:
             # Unexpected: log it and keep serving; the thread must not die.
             logger.exception("graphapp: a change of access was not sent")
             return
+        logger.debug(
+            "graphapp: recheck of %s sent: %s",
+            "everyone" if recheck.everyone else f"{len(recheck.users)} user(s), "
+            f"{len(recheck.sessions)} session(s)",
+            sent,
+        )
         if not sent:  # the transport logged why
             logger.warning(
                 "graphapp: a change of access not sent to the streams "
