@@ -10,6 +10,10 @@ database it tells its streams ``stale`` (and ``live`` again once it can). So
 streams converge to the database whatever the layer lost, and say so when they
 cannot. The hub starts with its first subscriber and stops with its last.
 
+A logout's ``graph.revoke`` ends that session's streams; a ``graph.recheck``
+(a change of access, graphapp.revoke) has the streams it names checked again
+at once (graphapp.revalidate).
+
 It also keeps the history every new stream gets (graphapp.history: loaded
 once from the database, then grown by each snapshot it takes), and answers
 the streams that reconnect with ``Last-Event-ID`` with the changes they missed

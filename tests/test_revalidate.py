@@ -143,38 +143,52 @@ async def test_a_password_change_ends_the_streams_of_that_user_alone(
     assert not await closes(kept, 0.2)
 
 
+async def one_ends_the_other_streams_on(
+    hub: Hub,
+    caplog: pytest.LogCaptureFixture,
+    ending_user: User,
+    kept_user: User,
+    change: Callable[[], None],
+    *,
+    checked: int = 1,
+) -> None:
+    """``change()`` ends the stream of ``ending_user`` within seconds, in one
+    pass that checked ``checked`` streams; the one of ``kept_user`` streams on."""
+    ending = await stream_of(hub, ending_user, await in_thread(lambda: session_of(ending_user)))
+    kept = await stream_of(hub, kept_user, await in_thread(lambda: session_of(kept_user)))
+    await in_thread(change)
+    assert await closes(ending, 5.0)
+    assert await passed(caplog, 1) == [(1, checked)]
+    assert kept in hub.subscribers
+
+
+def readers_group() -> Group:
+    readers = Group.objects.create(name="readers")
+    readers.permissions.add(Permission.objects.get(codename="view_node"))
+    return readers
+
+
 async def test_a_group_losing_its_permission_ends_its_members_streams_and_no_other(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def set_up() -> tuple[Group, User, User]:
-        readers = Group.objects.create(name="readers")
-        readers.permissions.add(Permission.objects.get(codename="view_node"))
-        return readers, reader("member", readers), reader("direct")
-
-    readers, member, direct = await in_thread(set_up)
-    ending = await stream_of(hub, member, await in_thread(lambda: session_of(member)))
-    kept = await stream_of(hub, direct, await in_thread(lambda: session_of(direct)))
-    await in_thread(lambda: readers.permissions.clear())
-    assert await closes(ending, 5.0)
-    assert await passed(caplog, 1) == [(1, 2)], "everyone's streams were checked"
-    assert kept in hub.subscribers
+    readers = await in_thread(readers_group)
+    member, direct = await in_thread(lambda: (reader("member", readers), reader("direct")))
+    # Everyone's streams are checked: the group's members are not named.
+    await one_ends_the_other_streams_on(
+        hub, caplog, member, direct, readers.permissions.clear, checked=2
+    )
 
 
 async def test_a_membership_removed_from_the_groups_side_names_its_users(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def set_up() -> tuple[Group, User, User]:
-        readers = Group.objects.create(name="readers")
-        readers.permissions.add(Permission.objects.get(codename="view_node"))
-        return readers, reader("leaving", readers), reader("staying", readers)
-
-    readers, leaving, staying = await in_thread(set_up)
-    ending = await stream_of(hub, leaving, await in_thread(lambda: session_of(leaving)))
-    kept = await stream_of(hub, staying, await in_thread(lambda: session_of(staying)))
-    await in_thread(lambda: readers.user_set.remove(leaving))
-    assert await closes(ending, 5.0)
-    assert await passed(caplog, 1) == [(1, 1)]
-    assert kept in hub.subscribers
+    readers = await in_thread(readers_group)
+    leaving, staying = await in_thread(
+        lambda: (reader("leaving", readers), reader("staying", readers))
+    )
+    await one_ends_the_other_streams_on(
+        hub, caplog, leaving, staying, lambda: readers.user_set.remove(leaving)
+    )
 
 
 async def test_sessions_deleted_by_a_queryset_end_their_streams(
@@ -193,45 +207,30 @@ async def test_sessions_deleted_by_a_queryset_end_their_streams(
 async def test_a_rolled_back_change_sends_nothing(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    kept_user, marker = (
-        await in_thread(lambda: reader("kept")),
-        await in_thread(lambda: reader("marker")),
-    )
-    kept = await stream_of(hub, kept_user, await in_thread(lambda: session_of(kept_user)))
-    ending = await stream_of(hub, marker, await in_thread(lambda: session_of(marker)))
+    kept, marker = await in_thread(lambda: (reader("kept"), reader("marker")))
 
     def roll_back_then_commit() -> None:
         with transaction.atomic():
-            kept_user.is_active = False
-            kept_user.save()
+            kept.is_active = False
+            kept.save()
             transaction.set_rollback(True)
         marker.is_active = False
         marker.save()
 
-    await in_thread(roll_back_then_commit)
-    assert await closes(ending, 5.0)
-    assert await passed(caplog, 1) == [(1, 1)], "the rolled-back change was not sent"
-    assert kept in hub.subscribers
+    # Had the rolled-back change been sent, the pass would have checked two streams.
+    await one_ends_the_other_streams_on(hub, caplog, marker, kept, roll_back_then_commit)
 
 
 async def test_a_login_saves_the_user_without_a_recheck(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user, marker = (
-        await in_thread(lambda: reader("login")),
-        await in_thread(lambda: reader("marker")),
-    )
-    kept = await stream_of(hub, user, await in_thread(lambda: session_of(user)))
-    ending = await stream_of(hub, marker, await in_thread(lambda: session_of(marker)))
+    user, marker = await in_thread(lambda: (reader("login"), reader("marker")))
 
     def log_in_then_change_marker() -> None:
         user.save(update_fields=["last_login"])  # what update_last_login saves
         marker.user_permissions.clear()
 
-    await in_thread(log_in_then_change_marker)
-    assert await closes(ending, 5.0)
-    assert await passed(caplog, 1) == [(1, 1)]
-    assert kept in hub.subscribers
+    await one_ends_the_other_streams_on(hub, caplog, marker, user, log_in_then_change_marker)
 
 
 CHECKED: list[str] = []
