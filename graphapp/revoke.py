@@ -212,7 +212,7 @@ def _grants_changed(sender: type[Model], action: str, using: str, **kwargs: Any)
         _ask(using, everyone=True)
 
 
-def _grant_gone(sender: type[Model], using: str, **kwargs: Any) -> None:
+def _grant_changed(sender: type[Model], using: str, **kwargs: Any) -> None:
     """A group or a permission deleted, or a permission saved (a new codename)."""
     if not kwargs.get("created", False):
         _ask(using, everyone=True)
@@ -266,8 +266,8 @@ def connect() -> None:
             dispatch_uid="graphapp.revoke.group_permissions",
         )
         for model in (Group, Permission):
-            post_delete.connect(_grant_gone, sender=model, dispatch_uid="graphapp.revoke.grant")
-        post_save.connect(_grant_gone, sender=Permission, dispatch_uid="graphapp.revoke.grant")
+            post_delete.connect(_grant_changed, sender=model, dispatch_uid="graphapp.revoke.grant")
+        post_save.connect(_grant_changed, sender=Permission, dispatch_uid="graphapp.revoke.grant")
     session = _session_model()
     if session is not None:
         post_delete.connect(_session_deleted, sender=session, dispatch_uid="graphapp.revoke")
