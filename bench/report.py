@@ -440,8 +440,7 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             f"`VERIFY_INTERVAL` ({converge['verify_interval']:g} s) and computes a version "
             "that has not arrived by its next look.",
             "",
-            f"Seconds: {fmt(spread(converge['seconds']), 2)} over "
-            f"{len(converge['seconds'])} runs.",
+            f"Seconds: {fmt(spread(converge['seconds']), 2)} over {len(converge['seconds'])} runs.",
             "",
         ]
     rows = results.get("history")
@@ -468,6 +467,27 @@ def other_tables(results: dict[str, Any]) -> list[str]:
             )
         lines.append("")
     lines += bodies_table(results)
+    rechecks = results.get("rechecks")
+    if rechecks:
+        lines += [
+            "### 12. A change of access",
+            "",
+            f"{rechecks[0]['sessions']:,} streams in one process, each of its own user and "
+            "session. A recheck of everyone (a group's permissions changed: every session "
+            "checked again on the check worker, 50 a trip) and of one user, from the message "
+            "to the end of the pass; then `clearsessions` over as many expired rows, with "
+            "graphapp's `post_delete` receiver (Django then loads the rows) and without it.",
+            "",
+            "| database | everyone, s | one user, ms | clearsessions, s "
+            "| without the receiver, s |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for row in rechecks:
+            lines.append(
+                f"| {row['engine']} | {row['everyone_s']:.2f} | {row['one_user_s'] * 1000:.1f} | "
+                f"{row['clearsessions_s']:.2f} | {row['clearsessions_without_receiver_s']:.2f} |"
+            )
+        lines.append("")
     big = results.get("biglist")
     if big:
         lines += [

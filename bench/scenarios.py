@@ -70,6 +70,7 @@ class Plan:
     converge_runs: int = 10
     history_rows: int = 86_400  # a day at one publication a second
     body_mib: int = 256  # scenario 10's POST: a few seconds per server
+    recheck_sessions: int = 10_000  # scenario 12: streams, each of its own session
 
     @classmethod
     def full(cls) -> Plan:
@@ -113,6 +114,7 @@ class Plan:
             3,
             converge_runs=3,
             history_rows=3_600,
+            recheck_sessions=1000,
         )
 
 
@@ -573,6 +575,8 @@ def large_bodies(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
                 f"MiB, temp {run['temp_peak'] >> 20} MiB"
             )
     results["bodies"] = {"mib": plan.body_mib, "limit": DATA_UPLOAD_LIMIT, "runs": runs}
+
+
 # -- 11: a nodes list over rows of megabytes -------------------------------------------------
 
 
@@ -592,6 +596,19 @@ def big_list(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
         log(f"biglist x{parallel}: {row}")
 
 
+# -- 12: a change of access -------------------------------------------------------------
+
+
+def recheck_cost(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
+    """A recheck of everyone and of one user over streams of distinct sessions,
+    and clearsessions with graphapp's session receiver and without it."""
+    results["rechecks"] = []
+    args = [str(plan.recheck_sessions)]
+    for engine, row in on_each_engine("rechecks", work, "bench.recheckcost", args):
+        results["rechecks"].append({"engine": engine, **row})
+        log(f"rechecks {engine}: {row}")
+
+
 SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "streaming": streaming,
     "burst": burst,
@@ -602,4 +619,5 @@ SCENARIOS: dict[str, Callable[[Plan, Workdir, dict[str, Any]], None]] = {
     "history": history_cost,
     "bodies": large_bodies,
     "biglist": big_list,
+    "rechecks": recheck_cost,
 }
