@@ -179,6 +179,14 @@ async def test_a_group_losing_its_permission_ends_its_members_streams_and_no_oth
     )
 
 
+async def test_a_group_deleted_ends_its_members_streams_and_no_other(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    readers = await in_thread(readers_group)
+    member, direct = await in_thread(lambda: (reader("member", readers), reader("direct")))
+    await one_ends_the_other_streams_on(hub, caplog, member, direct, readers.delete, checked=2)
+
+
 async def test_a_membership_removed_from_the_groups_side_names_its_users(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
