@@ -47,7 +47,8 @@ class PostgresCluster:
     """One cluster: ``init()`` once, then ``start()`` and ``stop()`` at will.
 
     Trust authentication for ``postgres`` over TCP on 127.0.0.1 only; fsync off
-    (nothing here must survive a crash of the machine).
+    (nothing here must survive a crash of the machine), commits kept through a
+    crash of the server (``stop("immediate")``).
     """
 
     def __init__(self, bindir: Path) -> None:
@@ -90,7 +91,7 @@ class PostgresCluster:
         """Start it and wait until it accepts connections."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            "-c fsync=off -c full_page_writes=off"
         )
         self._run(
             "pg_ctl", "start", "--pgdata", str(self.datadir), "--log", str(self.logfile),

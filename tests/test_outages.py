@@ -39,6 +39,9 @@ ANSWER_WITHIN = 6.0
 #: After the database is back, the first save succeeds within this (the issue's bound).
 RECOVERY = 2.0
 HEARTBEAT = 0.5
+#: Seconds the database stays down: long enough for the pool's reconnect
+#: back-off (1, 2, 4, 8 s between attempts) to have grown past RECOVERY.
+OUTAGE = 12.0
 NODE = {"content": "saved during an outage", "node_type": "FACT", "momentum": 0.5}
 
 
@@ -181,6 +184,7 @@ async def test_while_the_database_is_down_answers_come_at_once_and_streams_stay(
                 lambda: watched.latest is not None, EVENT_TIMEOUT, "a first snapshot"
             )
             await asyncio.to_thread(own_postgres.stop, "fast")
+            down = time.monotonic()
 
             answers = await within(
                 ANSWER_WITHIN,
@@ -214,6 +218,7 @@ async def test_while_the_database_is_down_answers_come_at_once_and_streams_stay(
                 lambda: watched.heartbeats >= beats + 3, 8 * HEARTBEAT, "heartbeats while down"
             )
 
+            await asyncio.sleep(max(0.0, down + OUTAGE - time.monotonic()))
             await asyncio.to_thread(own_postgres.start)
             back = time.monotonic()
             await first_save_after(editor, server, back)
