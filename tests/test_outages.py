@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Servers
-from tests.faults import CONVERGENCE, Stats, stats_of, truth
+from tests.faults import CONVERGENCE, Stats, stats_of, table_away, truth
 from tests.live import EVENT_TIMEOUT, ROOT, LiveServer, logged_in, post_json
 from tests.pgcluster import PostgresCluster, StopMode
 
@@ -272,6 +272,32 @@ async def test_a_restarted_database_leaves_no_dead_connection_to_a_request(
                 CONVERGENCE,
                 "live with the database's truth",
             )
+        finally:
+            await watched.close()
+
+
+@pytest.mark.e2e
+async def test_without_its_sessions_table_a_new_stream_comes_back_and_an_open_one_stays(
+    servers: Servers,
+) -> None:
+    # Any database, the embedded SQLite included: the session cannot be read.
+    (server,) = servers.start(graphapp={"HEARTBEAT": HEARTBEAT, "REVALIDATE_INTERVAL": HEARTBEAT})
+    async with logged_in(server, "viewer") as viewer:
+        watched = RawStream(viewer)
+        try:
+            await watched.until(lambda: watched.latest is not None, EVENT_TIMEOUT, "a snapshot")
+            with table_away(server, "django_session"):
+                status, event, data = await within(
+                    ANSWER_WITHIN, "a new stream", first_event(viewer)
+                )
+                assert (status, event, data["reason"]) == (200, "reconnect", "database")
+                # Revalidated every heartbeat, unanswered: the stream goes on.
+                beats = watched.heartbeats
+                await watched.until(
+                    lambda: watched.heartbeats >= beats + 3, 8 * HEARTBEAT, "heartbeats"
+                )
+            status, event, _ = await within(ANSWER_WITHIN, "a new stream", first_event(viewer))
+            assert (status, event) == (200, "stats")
         finally:
             await watched.close()
 
