@@ -19,6 +19,7 @@ import dj_database_url
 
 from graphsite.environment import (
     env_flag,
+    env_seconds,
     env_whole_number,
     refuse_public_development_key,
     require_strong_secret_key,
@@ -92,19 +93,6 @@ TEMPLATES = [
 ASGI_APPLICATION = "graphsite.asgi.application"
 WSGI_APPLICATION = None
 
-
-def env_seconds(name: str, default: str) -> float:
-    """The environment variable ``name``: a number of seconds above 0."""
-    text = os.environ.get(name, default)
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise ImproperlyConfigured(f"{name} must be a number of seconds above 0, not {text!r}.")
-    return seconds
-
-
 # CONN_HEALTH_CHECKS: a connection is checked before it is used again (with the
 # pool below, psycopg_pool checks each one it lends), so that the first requests
 # after a database restart get new connections instead of dead ones and a 500.
@@ -130,11 +118,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # request that needs a connection starts a new attempt at once: so the
     # first request after an outage connects within about a second.
     options = DATABASES["default"].setdefault("OPTIONS", {})
-    options.setdefault("connect_timeout", round(env_seconds("DATABASE_CONNECT_TIMEOUT", "2")))
+    options.setdefault("connect_timeout", env_whole_number("DATABASE_CONNECT_TIMEOUT", 2, 2))
     options["pool"] = {
         "min_size": 1,
-        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
-        "timeout": env_seconds("DATABASE_POOL_TIMEOUT", "3"),
+        "max_size": env_whole_number("DATABASE_POOL_SIZE", 20, 1),
+        "timeout": env_seconds("DATABASE_POOL_TIMEOUT", 3.0),
         "reconnect_timeout": 2.0,
     }
 

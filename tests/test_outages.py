@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,7 +24,7 @@ import pytest
 
 from tests.conftest import Servers
 from tests.faults import CONVERGENCE, Stats, stats_of, table_away, truth
-from tests.live import EVENT_TIMEOUT, ROOT, LiveServer, logged_in, post_json
+from tests.live import EVENT_TIMEOUT, LiveServer, logged_in, post_json
 from tests.pgcluster import PostgresCluster, StopMode
 
 T = TypeVar("T")
@@ -300,42 +297,3 @@ async def test_without_its_sessions_table_a_new_stream_comes_back_and_an_open_on
             assert (status, event) == (200, "stats")
         finally:
             await watched.close()
-
-
-def site_databases(**env: str) -> subprocess.CompletedProcess[str]:
-    """graphsite's DATABASES, as JSON, under ``env``."""
-    code = "import json; from graphsite import settings; print(json.dumps(settings.DATABASES))"
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-
-
-@pytest.mark.parametrize(
-    ("env", "pool_timeout", "connect_timeout"),
-    [({}, 3.0, 2), ({"DATABASE_POOL_TIMEOUT": "1.5", "DATABASE_CONNECT_TIMEOUT": "4"}, 1.5, 4)],
-)
-def test_graphsite_checks_pooled_connections_and_waits_briefly(
-    env: dict[str, str], pool_timeout: float, connect_timeout: int
-) -> None:
-    shown = site_databases(DATABASE_URL="postgres://u@db.invalid:5432/site", **env)
-    assert shown.returncode == 0, shown.stderr
-    default = json.loads(shown.stdout)["default"]
-    assert default["CONN_HEALTH_CHECKS"] is True
-    assert default["OPTIONS"]["connect_timeout"] == connect_timeout
-    assert default["OPTIONS"]["pool"]["timeout"] == pool_timeout
-    assert default["OPTIONS"]["pool"]["reconnect_timeout"] <= 2
-
-
-@pytest.mark.parametrize("value", ["soon", "0", "-1"])
-def test_graphsite_refuses_a_pool_wait_that_is_not_seconds(value: str) -> None:
-    shown = site_databases(DATABASE_URL="postgres://u@db.invalid/site", DATABASE_POOL_TIMEOUT=value)
-    assert shown.returncode != 0
-    assert (
-        f"DATABASE_POOL_TIMEOUT must be a number of seconds above 0, not {value!r}" in shown.stderr
-    )
