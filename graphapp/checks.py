@@ -102,6 +102,18 @@ def sqlite_defers(database: dict[str, Any]) -> bool:
     return mode.upper() not in SQLITE_WRITE_FIRST_MODES
 
 
+def unchecked_connections(database: dict[str, Any]) -> str:
+    """How ``database`` (one entry of DATABASES) keeps connections between
+    requests without checking them before use, or "" when it does not."""
+    if database.get("CONN_HEALTH_CHECKS") or "sqlite" in str(database.get("ENGINE")):
+        return ""  # a file: no server restarts under a kept connection
+    if database.get("OPTIONS", {}).get("pool"):
+        return "its psycopg pool lends the connections it holds"
+    if database.get("CONN_MAX_AGE", 0) != 0:  # None: for ever
+        return f"CONN_MAX_AGE={database['CONN_MAX_AGE']} keeps each connection"
+    return ""
+
+
 BUFFERING_MIDDLEWARE = {
     "django.middleware.gzip.GZipMiddleware": "compresses the stream chunk by chunk and "
     "never flushes, so events stall",
@@ -180,6 +192,17 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 hint='Set DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE": '
                 "such a transaction then waits for the lock (up to OPTIONS['timeout']).",
                 id="graphapp.W006",
+            )
+        )
+    if kept := unchecked_connections(settings.DATABASES[DEFAULT_DB_ALIAS]):
+        messages.append(
+            Warning(
+                f"The database's connections are not checked before use, and {kept}: "
+                "after the database restarts, the first requests fail on the connections "
+                "it closed, one failure for each.",
+                hint='Set DATABASES["default"]["CONN_HEALTH_CHECKS"] = True (with a pool, '
+                "Django then has psycopg_pool check each connection it lends). graphsite sets it.",
+                id="graphapp.W007",
             )
         )
     for path in settings.MIDDLEWARE:

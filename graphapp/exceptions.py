@@ -1,6 +1,7 @@
 """Exceptions raised by graphapp."""
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
 
 
 class GraphappConfigError(ImproperlyConfigured):
@@ -9,3 +10,8 @@ class GraphappConfigError(ImproperlyConfigured):
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         super().__init__(f"settings.GRAPHAPP[{key!r}]: {problem}")
+
+
+class DatabaseUnreachable(OperationalError):
+    """A database worker's job that was not run: the job before it could not
+    reach the database (graphapp.worker)."""

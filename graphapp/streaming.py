@@ -42,10 +42,12 @@ async def event_stream(
     CancelledError passes through here.
     Every ``revalidate_every`` seconds it asks ``still_allowed()`` and ends the
     stream when the answer is no (a logged-out or expired session, a revoked
-    permission): the browser reconnects, gets 403 and stops. A logout of
-    ``session`` ends it at once (graphapp.revoke), and a change of the access
-    of ``user`` or ``session_key`` (a password, a permission, a deleted
-    session) has its hub check it again at once (graphapp.revalidate). After the first snapshot
+    permission): the browser reconnects, gets 403 and stops. When the database
+    cannot answer within a heartbeat the stream goes on (stale, as its hub
+    says) and asks again a heartbeat later. A logout of ``session`` ends it at
+    once (graphapp.revoke), and a change of the access of ``user`` or
+    ``session_key`` (a password, a permission, a deleted session) has its hub
+    check it again at once (graphapp.revalidate). After the first snapshot
     comes the history (graphapp.history) and, for a client that reconnects
     saying it last saw ``last_event_id``, the changes it missed (graphapp.replay).
     Updates leave at most once per ``min_interval`` seconds, the latest one
@@ -76,10 +78,14 @@ async def event_stream(
                 if frame is None:  # closed meanwhile
                     await subscriber.wait(0)
             if still_allowed is not None and loop.time() >= next_check:
-                if not await still_allowed():
+                allowed = await _ask(still_allowed, heartbeat)
+                if allowed is False:
                     logger.info("graphapp: stream ended, its user may no longer read it")
                     return
-                next_check = loop.time() + revalidate_every
+                # No answer (the database down or slow): the stream goes on,
+                # its hub says it is stale, and the check comes again a
+                # heartbeat later.
+                next_check = loop.time() + (revalidate_every if allowed else heartbeat)
             if frame is None:
                 yield HEARTBEAT_FRAME
             else:
@@ -91,12 +97,23 @@ async def event_stream(
         logger.info("graphapp: stream closed by its hub; the client will reconnect")
         if subscriber is not None and subscriber.final:
             yield subscriber.final
-    except DatabaseError as exc:
-        # A check of the session could not read the database; the browser
-        # reconnects, and the next attempt reads it again.
-        logger.error("graphapp: stream ended on a database error: %s: %s", type(exc).__name__, exc)
     finally:
         if subscriber is not None:
             hub.unsubscribe(subscriber)
         if on_end is not None:
             on_end()
+
+
+async def _ask(still_allowed: Callable[[], Awaitable[bool]], within: float) -> bool | None:
+    """Whether the stream's user may still read it; None when the database
+    could not tell within ``within`` seconds (the heartbeat waits for it)."""
+    try:
+        async with asyncio.timeout(within):
+            return await still_allowed()
+    except (TimeoutError, DatabaseError) as exc:
+        logger.warning(
+            "graphapp: a stream's access could not be checked again: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return None

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
+import random
 import weakref
 from typing import Any
 
@@ -36,6 +38,9 @@ from graphapp.replay import parse_last_event_id
 from graphapp.revoke import session_digest
 from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
+from graphapp.wire import reconnect_frame
+
+logger = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream; charset=utf-8"
 
@@ -59,16 +64,29 @@ class EventStreamResponse(StreamingHttpResponse):
             self._slot.release()
 
 
-def _come_back_soon() -> HttpResponse:
-    """A stream asked for while this process shuts down: its final event alone.
+def _only(frame: bytes) -> HttpResponse:
+    """A stream that is its one last event: the client comes back after its ``retry:``.
 
     An EventSource reconnects after a stream that ends, but stops for good on
-    an error status: a 503 here (the drain's own clients coming back before
-    the process stops listening) would end every standard client.
+    an error status: a 503 here would end every standard client.
     """
-    response = HttpResponse(shutdown.come_back_frame(), content_type=EVENT_STREAM)
+    response = HttpResponse(frame, content_type=EVENT_STREAM)
     response["Cache-Control"] = "no-cache"
     return response
+
+
+def _come_back_soon() -> HttpResponse:
+    """A stream asked for while this process shuts down: its final event alone
+    (the drain's own clients coming back before the process stops listening)."""
+    return _only(shutdown.come_back_frame())
+
+
+def _come_back_later() -> HttpResponse:
+    """A stream asked for while the database cannot say who may read it: come
+    back within ``RETRY`` ms (spread over the clients, so that they do not all
+    return in the same instant when the database does)."""
+    retry = get_config()["RETRY"]
+    return _only(reconnect_frame(random.randint(retry // 2, retry), "database"))
 
 
 @require_GET
@@ -78,9 +96,18 @@ async def events(request: HttpRequest) -> HttpResponseBase:
 
     403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
-    ``Retry-After``; while it shuts down, only the ``reconnect`` event.
+    ``Retry-After``; while it shuts down, or while the database cannot be read,
+    only the ``reconnect`` event.
     """
-    user, allowed = await check_stream(request)
+    try:
+        user, allowed = await check_stream(request)
+    except DatabaseError as exc:
+        logger.warning(
+            "graphapp: a stream asked to come back: its access cannot be checked: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        return _come_back_later()
     session_key = request.session.session_key
     if not allowed:
         return forbidden()

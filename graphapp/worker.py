@@ -9,6 +9,12 @@ next job opens a new one). A job that fails on a connection kept from an
 earlier one runs once more on a new connection: the first job after a database
 restart does not fail for it. So jobs must be safe to run twice (reads, and
 writes in a transaction of their own). One job runs at a time, in the order given.
+
+A job that cannot reach the database at all (no connection: the server down,
+the pool's wait over) fails the jobs queued behind it too, with
+:class:`~graphapp.exceptions.DatabaseUnreachable`: each would wait as long
+again for the same answer, and the last of a queue of stream checks would
+wait for all of them. A job given afterwards tries again.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
 from django.db import DatabaseError, connections
+
+from graphapp.exceptions import DatabaseUnreachable
 
 T = TypeVar("T")
 
@@ -106,14 +114,20 @@ class DatabaseWorker(concurrent.futures.Executor):
                     continue
                 if item is None:
                     return
-                self._do(*item)
+                unreachable = self._do(*item)
+                if unreachable is not None and not self._fail_queued(unreachable):
+                    return
         finally:
             connections.close_all()
             self._connected = False
 
-    def _do(self, job: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+    def _do(
+        self, job: Callable[[], Any], future: concurrent.futures.Future[Any]
+    ) -> DatabaseError | None:
+        """Run one job; the error when it could not reach the database."""
         if not future.set_running_or_notify_cancel():
-            return
+            return None
+        unreachable = None
         try:
             try:
                 result = job()
@@ -126,6 +140,8 @@ class DatabaseWorker(concurrent.futures.Executor):
                 self._connected = False
                 result = job()
         except DatabaseError as exc:
+            if not self._holds_connection():
+                unreachable = exc  # it failed to connect
             connections.close_all()  # maybe broken: a new one next time
             self._connected = False
             future.set_exception(exc)
@@ -133,9 +149,28 @@ class DatabaseWorker(concurrent.futures.Executor):
             future.set_exception(exc)
         else:
             future.set_result(result)
-        self._connected = any(
-            conn.connection is not None for conn in connections.all(initialized_only=True)
-        )
+        self._connected = self._holds_connection()
+        return unreachable
+
+    def _fail_queued(self, error: DatabaseError) -> bool:
+        """Fail every job queued now with ``error``; False if the worker was
+        told to stop meanwhile."""
+        while True:
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return True
+            if item is None:
+                return False
+            future = item[1]
+            if future.set_running_or_notify_cancel():
+                failure = DatabaseUnreachable(f"not tried, the database was unreachable: {error}")
+                failure.__cause__ = error
+                future.set_exception(failure)
+
+    @staticmethod
+    def _holds_connection() -> bool:
+        return any(conn.connection is not None for conn in connections.all(initialized_only=True))
 
 
 def close_every_connection(timeout: float = 10.0) -> None:

@@ -42,6 +42,20 @@ def env_whole_number(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A number of seconds above 0 from the environment variable ``name``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # NaN too
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be a number of seconds > 0")
+    return value
+
+
 def weak_secret_key(key: str) -> bool:
     """What Django's security.W009 warns about (its own thresholds, not ours)."""
     return (

@@ -19,6 +19,7 @@ import dj_database_url
 
 from graphsite.environment import (
     env_flag,
+    env_seconds,
     env_whole_number,
     refuse_public_development_key,
     require_strong_secret_key,
@@ -92,8 +93,13 @@ TEMPLATES = [
 ASGI_APPLICATION = "graphsite.asgi.application"
 WSGI_APPLICATION = None
 
+# CONN_HEALTH_CHECKS: a connection is checked before it is used again (with the
+# pool below, psycopg_pool checks each one it lends), so that the first requests
+# after a database restart get new connections instead of dead ones and a 500.
 DATABASES: dict[str, Any] = {
-    "default": dj_database_url.config(default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    "default": dj_database_url.config(
+        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A transaction takes the write lock when it begins: one that read first
@@ -103,10 +109,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A pool per process: a reconnect storm of browsers (each request checks its
     # session and permissions) waits for a connection instead of exceeding the
     # server's max_connections. Streams give theirs back before streaming.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    # Every wait is short (docs/deployment.md, "When the database fails"): a
+    # request that has no connection within DATABASE_POOL_TIMEOUT is answered
+    # 503 rather than held, and a connect that gets no answer gives up after
+    # DATABASE_CONNECT_TIMEOUT (libpq's minimum is 2). The pool retries a failed
+    # connect with a back-off that doubles from 1 s; reconnect_timeout ends the
+    # retries before a wait between them grows past a second, and the next
+    # request that needs a connection starts a new attempt at once: so the
+    # first request after an outage connects within about a second.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("connect_timeout", env_whole_number("DATABASE_CONNECT_TIMEOUT", 2, 2))
+    options["pool"] = {
         "min_size": 1,
-        "max_size": int(os.environ.get("DATABASE_POOL_SIZE", "20")),
-        "timeout": 30,
+        "max_size": env_whole_number("DATABASE_POOL_SIZE", 20, 1),
+        "timeout": env_seconds("DATABASE_POOL_TIMEOUT", 3.0),
+        "reconnect_timeout": 2.0,
     }
 
 # Channels' in-memory layer serves one process; with REDIS_URL every process

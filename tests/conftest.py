@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests import services
+from tests import pgcluster, services
 from tests.live import LiveServer
 
 
@@ -141,3 +141,17 @@ def make_server(servers: Servers) -> Callable[..., LiveServer]:
         return servers.start(**options)[0]
 
     return start
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[pgcluster.PostgresCluster]:
+    """A PostgreSQL cluster of the test's own (tests/pgcluster.py), started; the
+    test may stop and start it. Skipped without PostgreSQL's binaries, unless
+    GRAPHAPP_REQUIRE_SERVICES=1."""
+    if pgcluster.binaries() is None:
+        reason = "no PostgreSQL binaries in /usr/lib/postgresql/*/bin"
+        if services.required():
+            pytest.fail(f"GRAPHAPP_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    with pgcluster.postgres_cluster() as cluster:
+        yield cluster

@@ -14,7 +14,12 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from django.test import override_settings
 
 from graphapp import checks, schema
-from graphapp.checks import check_cross_process_updates, check_deployment, sqlite_defers
+from graphapp.checks import (
+    check_cross_process_updates,
+    check_deployment,
+    sqlite_defers,
+    unchecked_connections,
+)
 from tests.live import LiveServer
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -220,3 +225,44 @@ def test_deployment_check_warns_of_sqlite_opening_transactions_deferred() -> Non
     (warning,) = warnings
     assert "'database is locked'" in warning.msg
     assert '"transaction_mode"] = "IMMEDIATE"' in (warning.hint or "")
+
+
+POSTGRESQL = "django.db.backends.postgresql"
+
+
+@pytest.mark.parametrize(
+    ("database", "warned"),
+    [
+        ({"ENGINE": POSTGRESQL, "OPTIONS": {"pool": {"max_size": 20}}}, "psycopg pool"),
+        ({"ENGINE": POSTGRESQL, "OPTIONS": {"pool": True}}, "psycopg pool"),
+        ({"ENGINE": POSTGRESQL, "CONN_MAX_AGE": 60}, "CONN_MAX_AGE=60"),
+        ({"ENGINE": POSTGRESQL, "CONN_MAX_AGE": None}, "CONN_MAX_AGE=None"),
+        ({"ENGINE": POSTGRESQL, "OPTIONS": {"pool": True}, "CONN_HEALTH_CHECKS": True}, ""),
+        ({"ENGINE": POSTGRESQL, "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}, ""),
+        ({"ENGINE": POSTGRESQL, "CONN_MAX_AGE": 0}, ""),  # a new connection per request
+        ({"ENGINE": SQLITE, "CONN_MAX_AGE": None}, ""),  # a file: nothing restarts
+    ],
+)
+def test_unchecked_connections_tells_which_databases_w007_warns_of(
+    database: dict[str, Any], warned: str
+) -> None:
+    reason = unchecked_connections(database)
+    assert (warned in reason) if warned else reason == ""
+
+
+def test_deployment_check_warns_of_kept_connections_that_nobody_checks() -> None:
+    database = settings.DATABASES[DEFAULT_DB_ALIAS]
+    if database["ENGINE"] == SQLITE:
+        pytest.skip("a database server only: this run's database is SQLite")
+    # Not override_settings: Django warns against replacing DATABASES in a test.
+    kept = database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]
+    database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"] = 60, False
+    try:
+        warnings = [message for message in check_deployment() if message.id == "graphapp.W007"]
+        database["CONN_HEALTH_CHECKS"] = True
+        assert not [message for message in check_deployment() if message.id == "graphapp.W007"]
+    finally:
+        database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"] = kept
+    (warning,) = warnings
+    assert "CONN_MAX_AGE=60" in warning.msg
+    assert '["CONN_HEALTH_CHECKS"] = True' in (warning.hint or "")

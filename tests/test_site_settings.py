@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -172,6 +173,65 @@ def test_a_bad_value_is_refused_with_its_name(variable: str, value: str, expecte
     assert expected in message
 
 
+POSTGRESQL = "postgres://u@db.invalid:5432/site"
+
+
+def database_with(**variables: str) -> dict[str, Any]:
+    """graphsite's DATABASES["default"] on PostgreSQL with ``variables``."""
+    code = "import json; from graphsite import settings; print(json.dumps(settings.DATABASES))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=site_env(DATABASE_URL=POSTGRESQL, **variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    default: dict[str, Any] = json.loads(done.stdout)["default"]
+    return default
+
+
+def test_postgresql_connections_are_checked_and_every_wait_is_short() -> None:
+    default = database_with()
+    assert default["CONN_HEALTH_CHECKS"] is True
+    assert default["OPTIONS"]["connect_timeout"] == 2
+    pool = default["OPTIONS"]["pool"]
+    assert (pool["max_size"], pool["timeout"]) == (20, 3.0)
+    # Below the pool's second retry (2 s after the first): no wait between retries passes 1 s.
+    assert pool["reconnect_timeout"] <= 2
+
+
+def test_the_pool_and_connect_waits_come_from_the_environment() -> None:
+    default = database_with(
+        DATABASE_POOL_SIZE="7", DATABASE_POOL_TIMEOUT="1.5", DATABASE_CONNECT_TIMEOUT="4"
+    )
+    assert default["OPTIONS"]["connect_timeout"] == 4
+    assert (default["OPTIONS"]["pool"]["max_size"], default["OPTIONS"]["pool"]["timeout"]) == (
+        7,
+        1.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DATABASE_POOL_TIMEOUT", "soon", "must be a number of seconds > 0"),
+        ("DATABASE_POOL_TIMEOUT", "0", "must be a number of seconds > 0"),
+        ("DATABASE_POOL_TIMEOUT", "nan", "must be a number of seconds > 0"),
+        ("DATABASE_CONNECT_TIMEOUT", "1", "must be a whole number >= 2"),
+        ("DATABASE_POOL_SIZE", "0", "must be a whole number >= 1"),
+    ],
+)
+def test_a_bad_database_wait_is_refused_with_its_name(
+    variable: str, value: str, expected: str
+) -> None:
+    message = refusal(DATABASE_URL=POSTGRESQL, **{variable: value})
+    assert message.startswith(f"django.core.exceptions.ImproperlyConfigured: {variable}={value!r}")
+    assert expected in message
+
+
 def documented_production() -> str:
     """The shell block of docs/deployment.md's "graphsite in production"."""
     page = (ROOT / "docs" / "deployment.md").read_text()
@@ -215,9 +275,7 @@ def test_check_deploy_without_the_configuration_names_what_is_missing() -> None:
 
 
 def test_check_deploy_names_the_hsts_lines_left_out() -> None:
-    script = "\n".join(
-        line for line in documented_production().splitlines() if "HSTS_" not in line
-    )
+    script = "\n".join(line for line in documented_production().splitlines() if "HSTS_" not in line)
 
     done = check_deploy(script)
 

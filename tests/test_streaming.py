@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import OperationalError
 from httpx_sse import EventSource
 
 from graphapp.changes import ChangeBatch, change
 from graphapp.hubs import get_hub
 from graphapp.streaming import event_stream
+from graphapp.wire import HEARTBEAT_FRAME
 
 
 def message(version: int, data: str, state: str, changes: str | None = None) -> dict[str, Any]:
@@ -59,3 +61,32 @@ async def test_first_event_is_the_snapshot_and_carries_the_retry() -> None:
     event = next(EventSource(response).iter_sse())
     assert (event.event, event.retry) == ("stats", 1234)
     assert json.loads(event.data)["type"] == "update"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_revalidation_without_an_answer_keeps_the_stream_and_asks_again() -> None:
+    # The database down, then slow (longer than a heartbeat), then the user gone.
+    answers: list[str] = ["down", "slow", "no"]
+    asked = 0
+
+    async def still_allowed() -> bool:
+        nonlocal asked
+        asked += 1
+        answer = answers.pop(0)
+        if answer == "down":
+            raise OperationalError("couldn't get a connection after 3.00 sec")
+        if answer == "slow":
+            await asyncio.sleep(10)
+        return False
+
+    stream = event_stream(1000, 0.1, still_allowed=still_allowed, revalidate_every=0.1)
+    frames = []
+    try:
+        frames.append(await anext(stream))
+        async with asyncio.timeout(5):
+            frames.extend([frame async for frame in stream])
+    finally:
+        await stream.aclose()
+    assert asked == 3, "asked again a heartbeat after each time it got no answer"
+    assert frames.count(HEARTBEAT_FRAME) >= 2, frames
+    assert not get_hub().running, "the no ended it"

@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connections
 
+from graphapp.exceptions import DatabaseUnreachable
 from graphapp.models import Node
 from graphapp.worker import DatabaseWorker
 
@@ -77,3 +78,63 @@ def test_an_error_of_a_job_reaches_its_caller_and_the_worker_goes_on(
     with pytest.raises(ZeroDivisionError):
         worker.call(lambda: 1 / 0)
     assert worker.call(lambda: 2) == 2
+
+
+def test_a_job_that_cannot_reach_the_database_fails_the_jobs_queued_behind_it(
+    worker: DatabaseWorker,
+) -> None:
+    release = threading.Event()
+
+    def unreachable() -> None:
+        release.wait(5)
+        # As a connect that the pool could not serve: no connection was made.
+        raise OperationalError("couldn't get a connection after 3.00 sec")
+
+    first = worker.submit(unreachable)
+    queued = [worker.submit(Node.objects.count) for _ in range(3)]
+    release.set()
+    with pytest.raises(OperationalError):
+        first.result(5)
+    for future in queued:
+        with pytest.raises(DatabaseUnreachable, match="couldn't get a connection"):
+            future.result(5)
+    assert worker.call(Node.objects.count) == 0, "a job given afterwards tries again"
+
+
+def test_a_job_that_failed_on_a_connection_leaves_the_queued_jobs_to_run(
+    worker: DatabaseWorker,
+) -> None:
+    release = threading.Event()
+
+    def failing_query() -> None:
+        release.wait(5)
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT * FROM graphapp_no_such_table")
+
+    first = worker.submit(failing_query)
+    queued = [worker.submit(Node.objects.count) for _ in range(3)]
+    release.set()
+    with pytest.raises(DatabaseError):
+        first.result(5)
+    assert [future.result(5) for future in queued] == [0, 0, 0]
+
+
+def test_a_worker_told_to_stop_while_failing_the_queue_stops(worker: DatabaseWorker) -> None:
+    release = threading.Event()
+
+    def unreachable() -> None:
+        release.wait(5)
+        raise OperationalError("connection refused")
+
+    first = worker.submit(unreachable)
+    queued = worker.submit(Node.objects.count)
+    thread = worker._thread
+    worker.shutdown(wait=False)
+    release.set()
+    with pytest.raises(OperationalError):
+        first.result(5)
+    with pytest.raises(DatabaseUnreachable):
+        queued.result(5)
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive()
