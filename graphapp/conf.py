@@ -6,6 +6,7 @@ overrides the setting.
 
 import functools
 from typing import Any, Final, TypedDict, cast
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -40,6 +41,9 @@ class Config(TypedDict):
     MAX_METADATA_BYTES: int
     MAX_LIST_BYTES: int
     MAX_IMPORT_BYTES: int
+    TOKEN_MAX_AGE: float
+    TOKEN_IN_QUERY: bool
+    CORS_ORIGINS: list[str]
 
 
 DEFAULTS: Final[Config] = {
@@ -117,6 +121,15 @@ DEFAULTS: Final[Config] = {
     # Bytes: the largest file graph_import reads (its --max-bytes overrides it
     # for one run). Parsed, a file takes up to about 30 times its size in memory.
     "MAX_IMPORT_BYTES": 16 * 1024 * 1024,
+    # Seconds a stream token (POST /graph/api/token/) opens streams for: it
+    # need only last until the stream opens, which is then checked as any other.
+    "TOKEN_MAX_AGE": 120.0,
+    # Whether the stream also takes the token as ?token= (browsers' EventSource
+    # sends no headers). Off: servers' access logs write the query string.
+    "TOKEN_IN_QUERY": False,
+    # Origins ("https://app.example.com") whose pages may read the stream and
+    # the JSON API, with credentials (CORS); empty: this site's pages only.
+    "CORS_ORIGINS": [],
 }
 
 _NUMBERS: Final = (
@@ -128,6 +141,7 @@ _NUMBERS: Final = (
     "VERIFY_TIMEOUT",
     "HISTORY_WINDOW",
     "CHANGE_LOG_RETENTION",
+    "TOKEN_MAX_AGE",
 )
 # Room for a list's envelope and a node of a few hundred bytes.
 MIN_LIST_BYTES: Final = 1024
@@ -151,6 +165,23 @@ def _at_least(merged: dict[str, Any], key: str, minimum: int) -> None:
         raise GraphappConfigError(key, f"must be a whole number >= {minimum}, not {value!r}")
 
 
+def _validate_origins(origins: object) -> None:
+    if not isinstance(origins, list | tuple):
+        raise GraphappConfigError("CORS_ORIGINS", f"must be a list of origins, not {origins!r}")
+    for origin in origins:
+        parts = urlsplit(origin) if isinstance(origin, str) else None
+        if (
+            parts is None
+            or parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or origin != f"{parts.scheme}://{parts.netloc}"
+        ):
+            raise GraphappConfigError(
+                "CORS_ORIGINS",
+                f"{origin!r} is not an origin: scheme://host[:port], nothing after it",
+            )
+
+
 def _validate(merged: dict[str, Any]) -> None:
     for key in _NUMBERS:
         value = merged[key]
@@ -168,13 +199,14 @@ def _validate(merged: dict[str, Any]) -> None:
         raise GraphappConfigError(
             "SHUTDOWN_TIMEOUT", f"must be a number of seconds >= 0, not {shutdown!r}"
         )
-    for key in ("EDGES", "ENTANGLEMENT"):
+    for key in ("EDGES", "ENTANGLEMENT", "TOKEN_IN_QUERY"):
         if not isinstance(merged[key], bool):
             raise GraphappConfigError(key, f"must be True or False, not {merged[key]!r}")
     if merged["ENTANGLEMENT"] and not merged["EDGES"]:
         raise GraphappConfigError(
             "ENTANGLEMENT", "needs the edges: set it to False too when EDGES is False"
         )
+    _validate_origins(merged["CORS_ORIGINS"])
     for key in _STRINGS:
         if not isinstance(merged[key], str) or not merged[key]:
             raise GraphappConfigError(key, f"must be a non-empty string, not {merged[key]!r}")

@@ -28,6 +28,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
+from graphapp import cors
 from graphapp.conf import get_config
 from graphapp.forms import FieldErrors, PayloadError, parse_json
 
@@ -171,6 +172,6 @@ def json_endpoint(*methods: str) -> Callable[[AsyncView], AsyncView]:
 
         # The middleware's check would parse a form body before the view: the
         # endpoint makes it itself (csrf_refusal).
-        return csrf_exempt(endpoint)
+        return csrf_exempt(cors.cross_origin(*methods)(endpoint))
 
     return decorate

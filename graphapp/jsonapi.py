@@ -18,7 +18,7 @@ from django.urls import Resolver404, resolve
 from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
-from graphapp import history, snapshots
+from graphapp import access, history, snapshots, tokens
 from graphapp.conf import get_config
 from graphapp.endpoint import error, json_endpoint, read_json
 from graphapp.forms import (
@@ -178,3 +178,24 @@ async def not_found(request: HttpRequest, rest: str = "") -> HttpResponse:
         return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
     message = gettext("No such endpoint: %(path)s; the endpoint is %(endpoint)s.")
     return error(message % {"path": request.path, "endpoint": with_slash}, 404)
+
+
+@json_endpoint("POST")
+async def stream_token(request: HttpRequest) -> HttpResponse:
+    """A stream token (graphapp.tokens) for the session of a user who may
+    read the stream, valid for ``TOKEN_MAX_AGE`` seconds."""
+    admission = await access.check_stream(request)
+    if not admission.allowed:
+        return forbidden()
+    if not admission.user.is_authenticated or admission.session_key is None:
+        message = gettext("A token is issued to a logged-in session; this request has none.")
+        return error(message, 400)
+    max_age = get_config()["TOKEN_MAX_AGE"]
+    answer = JsonResponse(
+        {
+            "token": tokens.issue(admission.session_key, str(admission.user.pk)),
+            "expires_in": max_age,
+        }
+    )
+    answer["Cache-Control"] = "no-store"
+    return answer

@@ -5,7 +5,7 @@ in a worker thread, so it may query the database.
 """
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from asgiref.sync import sync_to_async
@@ -56,6 +56,23 @@ async def check_permission(user: User, name: CheckName) -> bool:
     if inspect.iscoroutinefunction(check):
         return await _verdict(check(user))
     return await _verdict(await sync_to_async(check)(user))
+
+
+async def check_loaded(load: Callable[[], User], name: CheckName) -> tuple[User, bool]:
+    """The user ``load()`` gives (called in a worker thread: it may query the
+    database), and whether check ``name`` lets them in; with a plain check,
+    in the same trip."""
+    check = _configured(name)
+    if inspect.iscoroutinefunction(check):
+        visitor = await sync_to_async(load)()
+        return visitor, await _verdict(check(visitor))
+
+    def both() -> tuple[User, object]:
+        user = load()
+        return user, check(user)
+
+    user, result = await sync_to_async(both)()
+    return user, await _verdict(result)
 
 
 async def load_and_check(request: HttpRequest, name: CheckName) -> tuple[User, bool]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/nodes/", jsonapi.nodes, name="api-nodes"),
     path("api/history/", jsonapi.history_points, name="api-history"),
     path("api/health/", views.health, name="api-health"),
+    path("api/token/", jsonapi.stream_token, name="api-token"),
     # Every other path under api/ answers 404 in JSON.
     re_path(r"^api/(?P<rest>.*)$", jsonapi.not_found, name="api-not-found"),
     path("metrics/", views.metrics, name="metrics"),

@@ -25,9 +25,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import shutdown, snapshots
-from graphapp.access import check_stream, still_allowed
+from graphapp import shutdown, snapshots, tokens
+from graphapp.access import Admission, check_stream, check_token
 from graphapp.conf import get_config
+from graphapp.cors import cross_origin
 from graphapp.endpoint import AsyncView, json_endpoint
 from graphapp.hubs import current_hub
 from graphapp.jsonapi import forbidden
@@ -89,18 +90,38 @@ def _come_back_later() -> HttpResponse:
     return _only(reconnect_frame(random.randint(retry // 2, retry), "database"))
 
 
+def _unauthorized(message: str) -> JsonResponse:
+    answer = JsonResponse({"error": message}, status=401)
+    answer["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return answer
+
+
+async def admit(request: HttpRequest) -> Admission | JsonResponse:
+    """The stream token the request carries (graphapp.tokens), else the user
+    the project's middleware set, else its session; 401 for a bad token."""
+    try:
+        token = tokens.token_of(request.headers.get("Authorization"), request.GET.get("token"))
+        if token is not None:
+            return await check_token(token)
+    except tokens.InvalidToken as exc:
+        return _unauthorized(exc.message)
+    return await check_stream(request)
+
+
+@cross_origin("GET")
 @require_GET
 @vary_on_cookie  # set by the session middleware only when the request's session is read
 async def events(request: HttpRequest) -> HttpResponseBase:
     """``text/event-stream`` of ``stats`` events: the latest snapshot, then every update.
 
-    403 without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
+    401 for a stream token that is expired, tampered with or revoked; 403
+    without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
     ``Retry-After``; while it shuts down, or while the database cannot be read,
     only the ``reconnect`` event.
     """
     try:
-        user, allowed = await check_stream(request)
+        admission = await admit(request)
     except DatabaseError as exc:
         logger.warning(
             "graphapp: a stream asked to come back: its access cannot be checked: %s: %s",
@@ -108,8 +129,10 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             exc,
         )
         return _come_back_later()
-    session_key = request.session.session_key
-    if not allowed:
+    if isinstance(admission, JsonResponse):
+        return admission
+    user, session_key = admission.user, admission.session_key
+    if not admission.allowed:
         return forbidden()
     # Anonymous visitors (where the check lets anyone read) all have pk None;
     # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
@@ -128,7 +151,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
         streaming_content=event_stream(
             config["RETRY"],
             config["HEARTBEAT"],
-            still_allowed=functools.partial(still_allowed, session_key),
+            still_allowed=admission.still_allowed(),
             revalidate_every=config["REVALIDATE_INTERVAL"],
             min_interval=config["COALESCE_WINDOW"],
             on_end=slot.release,

@@ -299,6 +299,16 @@ async def logged_in(
         await client.aclose()
 
 
+async def logout(client: httpx.AsyncClient, server: LiveServer) -> None:
+    """Log ``client`` out through Django's logout view, as a browser's form does."""
+    answer = await client.post(
+        "/accounts/logout/",
+        data={"csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        headers=csrf_headers(client, server),
+    )
+    assert answer.status_code in {200, 302}
+
+
 def csrf_headers(client: httpx.AsyncClient, server: LiveServer) -> dict[str, str]:
     return {"X-CSRFToken": client.cookies["csrftoken"], "Referer": f"{server.url}/"}
 
@@ -492,6 +502,19 @@ async def stream(
         yield events
     finally:
         await events.close()
+
+
+async def read_until_closed(response: httpx.Response, within: float) -> bytes:
+    """Everything the server sends until it ends the response (or TimeoutError)."""
+    body = b""
+
+    async def drain() -> None:
+        nonlocal body
+        async for chunk in response.aiter_raw():
+            body += chunk
+
+    await asyncio.wait_for(drain(), within)
+    return body
 
 
 async def health(server: LiveServer) -> dict[str, Any]:

@@ -38,6 +38,9 @@ def test_get_config_defaults():
         "MAX_METADATA_BYTES": 65_536,
         "MAX_LIST_BYTES": 8_388_608,
         "MAX_IMPORT_BYTES": 16 * 1024 * 1024,
+        "TOKEN_MAX_AGE": 120.0,
+        "TOKEN_IN_QUERY": False,
+        "CORS_ORIGINS": [],
     }
 
 
@@ -129,6 +132,15 @@ def test_get_config_setting_that_is_not_a_dict():
         ("MAX_LIST_BYTES", "8M"),
         ("MAX_LIST_BYTES", True),
         ("MAX_LIST_BYTES", 1023),
+        ("TOKEN_MAX_AGE", 0),
+        ("TOKEN_IN_QUERY", "yes"),
+        ("CORS_ORIGINS", "https://app.example.com"),
+        ("CORS_ORIGINS", ["app.example.com"]),
+        ("CORS_ORIGINS", ["https://app.example.com/"]),
+        ("CORS_ORIGINS", ["https://app.example.com/path"]),
+        ("CORS_ORIGINS", ["ftp://app.example.com"]),
+        ("CORS_ORIGINS", [None]),
+        ("CORS_ORIGINS", ["*"]),
     ],
 )
 def test_get_config_rejects_wrong_types_and_values(key, value):
@@ -154,6 +166,8 @@ def test_get_config_rejects_wrong_types_and_values(key, value):
         ("ENTANGLEMENT", False),
         ("MAX_METADATA_BYTES", 1),
         ("MAX_LIST_BYTES", 1024),
+        ("TOKEN_MAX_AGE", 1),
+        ("CORS_ORIGINS", ["https://app.example.com", "http://localhost:8001"]),
     ],
 )
 def test_get_config_accepts_edge_values(key, value):

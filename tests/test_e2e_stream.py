@@ -17,7 +17,9 @@ from tests.live import (
     health,
     logged_in,
     login,
+    logout,
     post_json,
+    read_until_closed,
     stream,
     wait_for_health,
 )
@@ -343,19 +345,6 @@ async def test_a_permission_check_returning_a_coroutine_is_awaited(make_server: 
         assert (await viewer.get("/graph/api/stats/")).status_code == 200
 
 
-async def read_until_closed(response: httpx.Response, within: float) -> bytes:
-    """Everything the server sends until it ends the response (or TimeoutError)."""
-    body = b""
-
-    async def drain() -> None:
-        nonlocal body
-        async for chunk in response.aiter_raw():
-            body += chunk
-
-    await asyncio.wait_for(drain(), within)
-    return body
-
-
 EXPIRE_SESSION = """
 from django.contrib.sessions.models import Session
 from django.utils import timezone
@@ -403,12 +392,7 @@ async def test_a_logout_ends_that_sessions_streams_at_once(make_server: Any) -> 
             leaving.stream("GET", "/graph/events/") as ended,
             staying.stream("GET", "/graph/events/") as kept,
         ):
-            logout = await leaving.post(
-                "/accounts/logout/",
-                data={"csrfmiddlewaretoken": leaving.cookies["csrftoken"]},
-                headers=csrf_headers(leaving, server),
-            )
-            assert logout.status_code in {200, 302}
+            await logout(leaving, server)
             body = await read_until_closed(ended, within=5.0)
             assert b"event: stats" in body
             # The same user's other session streams on.

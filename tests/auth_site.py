@@ -1,0 +1,60 @@
+"""Authentication the way other projects do it, for the stream's end-to-end tests:
+a header-based ``RemoteUserMiddleware`` subclass (an SSO proxy in front), and a
+middleware with a custom backend that sets ``request.user`` per request and
+never logs in (nothing in the session)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.contrib.auth import aauthenticate
+from django.contrib.auth.backends import BaseBackend
+from django.contrib.auth.middleware import RemoteUserMiddleware
+from django.contrib.auth.models import User
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+from django.utils.decorators import async_only_middleware
+
+#: The service keys the custom backend knows: key -> username.
+SERVICE_KEYS = {"key-of-viewer": "viewer", "key-of-nobody": "nobody"}
+
+
+class HeaderRemoteUserMiddleware(RemoteUserMiddleware):
+    """The user named by the proxy's ``X-Remote-User`` header, logged in.
+
+    Django 5.2's async path reads ``META["HTTP_" + header]`` (its sync path
+    ``META[header]``; 6.1 reads the same for both): under ASGI, this name.
+    """
+
+    header = "X_REMOTE_USER"
+
+
+class ServiceKeyBackend(BaseBackend):
+    """Users named by a service key; ``get_user`` as a backend must have it."""
+
+    def authenticate(
+        self, request: Any, service_key: str | None = None, **kwargs: Any
+    ) -> User | None:
+        username = SERVICE_KEYS.get(service_key or "")
+        return User.objects.filter(username=username).first() if username else None
+
+    def get_user(self, user_id: int) -> User | None:
+        return User.objects.filter(pk=user_id).first()
+
+
+@async_only_middleware
+def service_key_middleware(
+    get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]],
+) -> Callable[[HttpRequest], Awaitable[HttpResponseBase]]:
+    """``request.user`` from the ``X-Service-Key`` header, for this request alone."""
+
+    async def middleware(request: HttpRequest) -> HttpResponseBase:
+        key = request.headers.get("X-Service-Key")
+        if key:
+            user = await aauthenticate(request, service_key=key)
+            if user is not None:
+                request.user = user
+        return await get_response(request)
+
+    return middleware
