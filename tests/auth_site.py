@@ -16,8 +16,8 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.decorators import async_only_middleware
 
-#: The service keys the custom backend knows: key -> username.
-SERVICE_KEYS = {"key-of-viewer": "viewer", "key-of-nobody": "nobody"}
+#: A service key names its user: ``key-of-<username>`` (a test's stand-in for a key table).
+KEY_PREFIX = "key-of-"
 
 
 class HeaderRemoteUserMiddleware(RemoteUserMiddleware):
@@ -36,8 +36,9 @@ class ServiceKeyBackend(BaseBackend):
     def authenticate(
         self, request: Any, service_key: str | None = None, **kwargs: Any
     ) -> User | None:
-        username = SERVICE_KEYS.get(service_key or "")
-        return User.objects.filter(username=username).first() if username else None
+        if not service_key or not service_key.startswith(KEY_PREFIX):
+            return None
+        return User.objects.filter(username=service_key.removeprefix(KEY_PREFIX)).first()
 
     def get_user(self, user_id: int) -> User | None:
         return User.objects.filter(pk=user_id).first()
