@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -515,6 +515,24 @@ async def read_until_closed(response: httpx.Response, within: float) -> bytes:
 
     await asyncio.wait_for(drain(), within)
     return body
+
+
+async def ended_by(
+    client: httpx.AsyncClient, action: Callable[[], Awaitable[object]], within: float = 10.0
+) -> None:
+    """Open a stream, and once its first snapshot came, run ``action``; then
+    wait (bounded) until the server ends the stream."""
+    async with client.stream("GET", "/graph/events/") as opened:
+        assert opened.status_code == 200
+        chunks = opened.aiter_raw()
+        assert b"event: stats" in await asyncio.wait_for(anext(chunks), within)
+        await action()
+
+        async def drain() -> None:
+            async for _ in chunks:
+                pass
+
+        await asyncio.wait_for(drain(), within)
 
 
 async def health(server: LiveServer) -> dict[str, Any]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from tests.conftest import Servers
-from tests.live import LiveServer, stream
+from tests.live import LiveServer, ended_by, stream
 from tests.site_setup import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -65,14 +65,6 @@ def client(server: LiveServer, **headers: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10)
 
 
-async def _ends(chunks: AsyncIterator[bytes], within: float = 10.0) -> None:
-    async def drain() -> None:
-        async for _ in chunks:
-            pass
-
-    await asyncio.wait_for(drain(), within)
-
-
 async def test_a_remote_user_header_opens_the_stream(remote_user_site: LiveServer) -> None:
     # No login form: the proxy's header names the user, whom the middleware logs in.
     async with (
@@ -91,12 +83,8 @@ async def test_a_remote_user_stream_ends_when_the_user_loses_the_permission(
 ) -> None:
     name = new_viewer(remote_user_site)
     async with client(remote_user_site, **{"X-Remote-User": name}) as viewer:
-        async with viewer.stream("GET", "/graph/events/") as opened:
-            assert opened.status_code == 200
-            chunks = opened.aiter_raw()
-            assert b"event: stats" in await asyncio.wait_for(anext(chunks), 10.0)
-            shell(remote_user_site, f"User.objects.get(username={name!r}).user_permissions.clear()")
-            await _ends(chunks)
+        code = f"User.objects.get(username={name!r}).user_permissions.clear()"
+        await ended_by(viewer, lambda: asyncio.to_thread(shell, remote_user_site, code))
         assert (await viewer.get("/graph/events/")).status_code == 403
 
 
@@ -128,10 +116,6 @@ async def test_a_service_key_stream_ends_when_its_user_may_no_longer_read(
     name = new_viewer(service_key_site)
     key = f"key-of-{name}"
     async with client(service_key_site, **{"X-Service-Key": key}) as service:
-        async with service.stream("GET", "/graph/events/") as opened:
-            assert opened.status_code == 200
-            chunks = opened.aiter_raw()
-            assert b"event: stats" in await asyncio.wait_for(anext(chunks), 10.0)
-            shell(service_key_site, f"u = User.objects.get(username={name!r}); {change}")
-            await _ends(chunks)
+        code = f"u = User.objects.get(username={name!r}); {change}"
+        await ended_by(service, lambda: asyncio.to_thread(shell, service_key_site, code))
         assert (await service.get("/graph/events/")).status_code == 403

@@ -17,6 +17,7 @@ from tests.conftest import Servers
 from tests.live import (
     LiveServer,
     csrf_headers,
+    ended_by,
     logged_in,
     login,
     logout,
@@ -120,11 +121,6 @@ async def test_a_token_in_the_query_string_is_refused_unless_allowed(server: Liv
     assert "TOKEN_IN_QUERY" in answer.json()["error"]
 
 
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    async for _ in chunks:
-        pass
-
-
 REVOCATIONS = {
     # The session flushed: the token's session is gone.
     "logout": ("", 401),
@@ -144,16 +140,10 @@ async def test_a_revocation_ends_the_token_streams_and_refuses_the_token(
     async with logged_in(server, name) as viewer:
         token = await token_of(viewer, server)
         async with cookieless(server, token) as client:
-            async with client.stream("GET", "/graph/events/") as opened:
-                assert opened.status_code == 200
-                chunks = opened.aiter_raw()
-                first = await asyncio.wait_for(anext(chunks), 10.0)
-                assert b"event: stats" in first
-                if change:
-                    change_user(server, name, change)
-                else:
-                    await logout(viewer, server)
-                await asyncio.wait_for(_drain(chunks), 10.0)
+            if change:
+                await ended_by(client, lambda: asyncio.to_thread(change_user, server, name, change))
+            else:
+                await ended_by(client, lambda: logout(viewer, server))
             again = await client.get("/graph/events/")
     assert again.status_code == status
     if status == 401:
