@@ -28,7 +28,7 @@ import concurrent.futures
 import datetime
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.db import DatabaseError
@@ -99,15 +99,17 @@ class Hub:
         *,
         user: str = "",
         session_key: str | None = None,
+        recheck: Callable[[], Awaitable[bool]] | None = None,
     ) -> Subscriber:
         """A subscriber holding the latest snapshot, the history, the changes
         missed since ``last_event_id`` when given, and the status when stale.
 
         ``session`` (a digest, see graphapp.revoke) lets a logout end it at once;
         ``user`` (a pk as a string) and ``session_key`` let a change of their
-        access have it checked again at once (graphapp.revalidate).
+        access have it checked again at once (graphapp.revalidate), by
+        ``recheck()`` when given (a stream no session vouches for).
         """
-        subscriber = Subscriber(session, user, session_key)
+        subscriber = Subscriber(session, user, session_key, recheck)
         self.subscribers.add(subscriber)
         try:
             if not self.running:

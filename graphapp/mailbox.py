@@ -10,6 +10,7 @@ and, for a new stream, the history and the changes it missed
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from graphapp.changes import ChangeBatch
 from graphapp.wire import change_frame
@@ -36,18 +37,28 @@ class Subscriber:
         "_status",
         "_waiter",
         "final",
+        "recheck",
         "replayed_through",
         "session",
         "session_key",
         "user",
     )
 
-    def __init__(self, session: str = "", user: str = "", session_key: str | None = None) -> None:
+    def __init__(
+        self,
+        session: str = "",
+        user: str = "",
+        session_key: str | None = None,
+        recheck: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.session = session  # graphapp.revoke.session_digest() of its session
         # Whose stream it is (a pk as a string, "" for none) and the session to
         # check again when a change of access names either (graphapp.revalidate).
         self.user = user
         self.session_key = session_key
+        # Its own check, for a stream no session vouches for (a user set by
+        # the project's middleware, graphapp.access.Admission).
+        self.recheck = recheck
         self._frame: bytes | None = None
         self._changes: tuple[int, ChangeBatch, bytes] | None = None
         self._status: bytes | None = None

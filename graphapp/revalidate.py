@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Final
 
 from django.db import DatabaseError
@@ -68,13 +68,38 @@ class Revalidator:
                 # Unexpected (a custom check that raised): the next pass must run.
                 logger.exception("graphapp: a recheck of streams failed")
 
+    async def _each_alone(
+        self, streams: list[tuple[Subscriber, Callable[[], Awaitable[bool]]]]
+    ) -> tuple[int, int]:
+        """Check the streams that no session vouches for, each by its own
+        check (its user loaded again); how many were checked, and ended."""
+        ending = []
+        for subscriber, check in streams:
+            try:
+                async with asyncio.timeout(get_config()["VERIFY_TIMEOUT"]):
+                    allowed = await check()
+            except (TimeoutError, DatabaseError) as exc:
+                logger.warning(
+                    "graphapp: a stream not checked again (it keeps its periodic check): %s: %s",
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            if not allowed and subscriber in self._streams():
+                ending.append(subscriber)
+        return len(streams), self._end(ending)
+
     async def _pass(self, recheck: Recheck) -> None:
         by_session: dict[str | None, list[Subscriber]] = {}
+        alone: list[tuple[Subscriber, Callable[[], Awaitable[bool]]]] = []
         for subscriber in self._streams():
             if recheck.covers(subscriber.user, subscriber.session):
-                by_session.setdefault(subscriber.session_key, []).append(subscriber)
+                if subscriber.recheck is not None:
+                    alone.append((subscriber, subscriber.recheck))
+                else:
+                    by_session.setdefault(subscriber.session_key, []).append(subscriber)
         keys = list(by_session)
-        checked = ended = 0
+        checked, ended = await self._each_alone(alone)
         for start in range(0, len(keys), BATCH):
             batch = keys[start : start + BATCH]
             try:

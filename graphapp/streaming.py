@@ -34,6 +34,7 @@ async def event_stream(
     last_event_id: int | None = None,
     user: str = "",
     session_key: str | None = None,
+    recheck_alone: bool = False,
 ) -> AsyncIterator[bytes]:
     """The body of one SSE response: latest snapshot at once, then every update.
 
@@ -47,7 +48,8 @@ async def event_stream(
     says) and asks again a heartbeat later. A logout of ``session`` ends it at
     once (graphapp.revoke), and a change of the access of ``user`` or
     ``session_key`` (a password, a permission, a deleted session) has its hub
-    check it again at once (graphapp.revalidate). After the first snapshot
+    check it again at once (graphapp.revalidate): by its session, or
+    ``recheck_alone``, by ``still_allowed()``. After the first snapshot
     comes the history (graphapp.history) and, for a client that reconnects
     saying it last saw ``last_event_id``, the changes it missed (graphapp.replay).
     Updates leave at most once per ``min_interval`` seconds, the latest one
@@ -63,7 +65,13 @@ async def event_stream(
     # the same instant, every interval after.
     next_check = loop.time() + revalidate_every * (0.5 + random.random() / 2)
     try:
-        subscriber = await hub.subscribe(session, last_event_id, user=user, session_key=session_key)
+        subscriber = await hub.subscribe(
+            session,
+            last_event_id,
+            user=user,
+            session_key=session_key,
+            recheck=still_allowed if recheck_alone else None,
+        )
         first = await subscriber.next(0.0) or b""
         yield with_retry(first, retry)
         sent = loop.time()

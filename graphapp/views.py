@@ -158,6 +158,7 @@ async def events(request: HttpRequest) -> HttpResponseBase:
             session=session_digest(session_key),
             user=str(user.pk) if user.is_authenticated else "",
             session_key=session_key,
+            recheck_alone=admission.user_pk is not None,
             # The header from a browser's own reconnection; the parameter from
             # a client that opens a new EventSource itself (stream.js does).
             last_event_id=parse_last_event_id(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -119,3 +120,39 @@ async def test_a_service_key_stream_ends_when_its_user_may_no_longer_read(
         code = f"u = User.objects.get(username={name!r}); {change}"
         await ended_by(service, lambda: asyncio.to_thread(shell, service_key_site, code))
         assert (await service.get("/graph/events/")).status_code == 403
+
+
+@pytest.mark.services  # the shell's change reaches the server through Redis
+async def test_a_change_of_access_rechecks_a_service_key_stream_by_its_user_at_once(
+    make_server: Any,
+) -> None:
+    # The periodic check is 10 minutes away: only the recheck a change of the
+    # user sends (graphapp.revoke) can end the stream, and it must check this
+    # stream by its user (it has no session to read), not as a logged-out one.
+    env = {"DJANGO_SETTINGS_MODULE": "tests.e2e_auth_settings", "TEST_AUTH": "service-key"}
+    server = make_server(graphapp={"REVALIDATE_INTERVAL": 600.0}, extra_env=env)
+    name = new_viewer(server)
+    async with client(server, **{"X-Service-Key": f"key-of-{name}"}) as service:
+        async with service.stream("GET", "/graph/events/") as kept:
+            assert kept.status_code == 200
+            chunks = kept.aiter_raw()
+            assert b"event: stats" in await asyncio.wait_for(anext(chunks), 10.0)
+            # A change that names the user but leaves them allowed: checked, kept.
+            await asyncio.to_thread(
+                shell,
+                server,
+                f"u = User.objects.get(username={name!r}); u.first_name = 'Ada'; u.save()",
+            )
+            await wait_for_log(server, "0 of 1 stream(s) checked again ended")
+        code = f"u = User.objects.get(username={name!r}); u.is_active = False; u.save()"
+        await ended_by(service, lambda: asyncio.to_thread(shell, server, code), within=5.0)
+    assert "1 of 1 stream(s) checked again ended" in server.log()
+
+
+async def wait_for_log(server: LiveServer, line: str) -> None:
+    """Poll the server's log (bounded) until it holds ``line``."""
+    for _ in range(200):
+        if line in server.log():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never logged: {line}")
