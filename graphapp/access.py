@@ -27,7 +27,7 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext
 
 from graphapp import tokens
-from graphapp.permissions import CheckName, check_each, check_loaded, load_and_check
+from graphapp.permissions import CheckName, check_each, identify_and_check, load_and_check
 from graphapp.types import User
 from graphapp.worker import DatabaseWorker
 
@@ -160,7 +160,7 @@ async def check_request_user(
         return user
 
     async with on_check_thread():
-        user, allowed = await check_loaded(load, name)
+        user, allowed = await identify_and_check(load, name)
         if (
             session is not None
             and user.is_authenticated
@@ -197,7 +197,7 @@ async def user_still_allowed(user_pk: str, backend: str | None) -> bool:
         return user
 
     async with on_check_thread():
-        return (await check_loaded(load, "VIEW_PERMISSION_CHECK"))[1]
+        return (await identify_and_check(load, "VIEW_PERMISSION_CHECK"))[1]
 
 
 async def still_allowed(session_key: str | None) -> bool:
