@@ -36,14 +36,27 @@ def allowed(origin: str | None) -> bool:
     return origin is not None and origin in get_config()["CORS_ORIGINS"]
 
 
+def headers(origin: str | None) -> dict[str, str]:
+    """The CORS headers of an answer to a request from ``origin``, beside
+    ``Vary: Origin`` (which :func:`varies` says; for an ASGI application that
+    sends its headers itself)."""
+    if not allowed(origin):
+        return {}
+    return {"Access-Control-Allow-Origin": str(origin), "Access-Control-Allow-Credentials": "true"}
+
+
+def varies() -> bool:
+    """Whether answers depend on the ``Origin`` (some origins are listed)."""
+    return bool(get_config()["CORS_ORIGINS"])
+
+
 def add_headers(response: HttpResponseBase, origin: str | None) -> None:
     """The CORS headers of an answer to a request from ``origin``."""
-    if not get_config()["CORS_ORIGINS"]:
+    if not varies():
         return
     patch_vary_headers(response, ["Origin"])
-    if origin is not None and allowed(origin):
-        response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Allow-Credentials"] = "true"
+    for name, value in headers(origin).items():
+        response[name] = value
 
 
 def preflight(origin: str | None, methods: tuple[str, ...]) -> HttpResponse:

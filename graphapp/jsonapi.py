@@ -48,6 +48,13 @@ def forbidden() -> JsonResponse:
     return error(gettext("You do not have permission to view the graph."), 403)
 
 
+def unauthorized(message: str) -> JsonResponse:
+    """401 for a stream token that is expired, tampered with or revoked."""
+    answer = error(message, 401)
+    answer["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return answer
+
+
 def node_json(node: Node) -> dict[str, Any]:
     return {
         "id": node.pk,

@@ -31,7 +31,7 @@ from graphapp.conf import get_config
 from graphapp.cors import cross_origin
 from graphapp.endpoint import AsyncView, json_endpoint
 from graphapp.hubs import current_hub
-from graphapp.jsonapi import forbidden
+from graphapp.jsonapi import forbidden, unauthorized
 from graphapp.limits import Slot, StreamRefused, stream_limits
 from graphapp.permissions import check_permission
 from graphapp.publish import publisher
@@ -90,12 +90,6 @@ def _come_back_later() -> HttpResponse:
     return _only(reconnect_frame(random.randint(retry // 2, retry), "database"))
 
 
-def _unauthorized(message: str) -> JsonResponse:
-    answer = JsonResponse({"error": message}, status=401)
-    answer["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-    return answer
-
-
 async def admit(request: HttpRequest) -> Admission | JsonResponse:
     """The stream token the request carries (graphapp.tokens), else the user
     the project's middleware set, else its session; 401 for a bad token."""
@@ -104,7 +98,7 @@ async def admit(request: HttpRequest) -> Admission | JsonResponse:
         if token is not None:
             return await check_token(token)
     except tokens.InvalidToken as exc:
-        return _unauthorized(exc.message)
+        return unauthorized(exc.message)
     return await check_stream(request)
 
 
