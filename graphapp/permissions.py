@@ -4,8 +4,9 @@ A check is a callable ``(user) -> bool``, plain or ``async``; a plain one runs
 in a worker thread, so it may query the database.
 """
 
+import functools
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from asgiref.sync import sync_to_async
@@ -58,25 +59,32 @@ async def check_permission(user: User, name: CheckName) -> bool:
     return await _verdict(await sync_to_async(check)(user))
 
 
-async def load_and_check(request: HttpRequest, name: CheckName) -> tuple[User, bool]:
-    """The user of ``request``'s session, and whether check ``name`` lets them in.
+async def identify_and_check(identify: Callable[[], User], name: CheckName) -> tuple[User, bool]:
+    """The user ``identify()`` finds (a plain function: it may query the
+    database), and whether check ``name`` lets them in.
 
-    With a plain check (the defaults are), the session, the user and the check
-    are read in one trip to a worker thread: ``aget_user()`` and an async check
-    make four or more, each a thread switch, and took a third more time per
-    stream connect (bench/).
+    With a plain check (the defaults are), finding the user and checking them
+    take one trip to a worker thread: ``aget_user()`` and an async check make
+    four or more, each a thread switch, and took a third more time per stream
+    connect (bench/).
     """
     check = _configured(name)
     if inspect.iscoroutinefunction(check):
-        visitor: User = await aget_user(request)
+        visitor: User = await sync_to_async(identify)()
         return visitor, await _verdict(check(visitor))
 
     def load() -> tuple[User, object]:
-        user = get_user(request)
+        user = identify()
         return user, check(user)
 
     user, result = await sync_to_async(load)()
     return user, await _verdict(result)
+
+
+async def load_and_check(request: HttpRequest, name: CheckName) -> tuple[User, bool]:
+    """The user of ``request``'s session, and whether check ``name`` lets them in,
+    in one thread trip (:func:`identify_and_check`)."""
+    return await identify_and_check(functools.partial(get_user, request), name)
 
 
 async def check_each(requests: Sequence[HttpRequest], name: CheckName) -> list[bool]:
