@@ -29,7 +29,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict
 from django.http.cookie import parse_cookie
 from django.http.response import HttpResponseBase
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
@@ -206,7 +206,10 @@ class EventsRouter:
     @functools.cached_property
     def path(self) -> str:
         """The stream's path, without the server's ``root_path``."""
-        return self._path or reverse("graphapp:events")
+        if self._path:
+            return self._path
+        # reverse() adds the script prefix of the request in progress, if any.
+        return "/" + reverse("graphapp:events")[len(get_script_prefix()) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _path_info(scope) == self.path:
