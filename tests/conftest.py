@@ -121,6 +121,18 @@ def live_server_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
         servers.stop()
 
 
+@pytest.fixture
+def draining() -> Iterator[None]:
+    """This process draining, as after a SIGTERM (graphapp.shutdown)."""
+    from graphapp.limits import stream_limits
+
+    stream_limits.draining = True
+    try:
+        yield
+    finally:
+        stream_limits.draining = False
+
+
 @pytest.fixture(scope="session")
 def live_server_view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """Like live_server_default, with the stream served by the Django view."""

@@ -6,7 +6,7 @@ tests/test_e2e_stream.py, test_limits.py and test_e2e_history.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -53,15 +53,6 @@ async def session_cookie() -> AsyncIterator[str]:
     await client.aforce_login(await sync_to_async(_viewer)())
     yield f"sessionid={client.cookies['sessionid'].value}"
     await sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def draining() -> Iterator[None]:
-    stream_limits.draining = True
-    try:
-        yield
-    finally:
-        stream_limits.draining = False
 
 
 def request(path: str = "/graph/events/", *headers: tuple[bytes, bytes], **scope: Any) -> Scope:
