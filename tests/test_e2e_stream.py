@@ -96,6 +96,27 @@ async def test_stream_headers_and_first_event_is_the_current_snapshot(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["at"])
 
 
+async def test_uvicorn_serves_both_paths_alike(make_server: Any, stream_application: str) -> None:
+    # daphne serves every other test here; uvicorn sends, pauses and ends
+    # responses its own way (it applies back-pressure, daphne does not).
+    server = make_server(application=stream_application, server="uvicorn")
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        refused = await anonymous.get("/graph/events/")
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "You do not have permission to view the graph."}
+    async with logged_in(server, "editor") as editor, stream(editor) as events:
+        assert events.response is not None
+        assert events.response.headers["cache-control"] == "no-cache"
+        assert events.response.headers["x-accel-buffering"] == "no"
+        before = await events.next_stats()
+        history = await events.next_history()
+        assert history[-1]["version"] == int(before["_id"])
+        await create_node(editor, server, content="on uvicorn", node_type="CODE")
+        after = await events.next_stats()
+    assert after["nodes"] == before["nodes"] + 1
+    assert after["types"]["CODE"] == before["types"]["CODE"] + 1
+
+
 async def test_stream_sends_retry_hint_and_heartbeats(
     make_server: Any, stream_application: str
 ) -> None:
