@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
 import weakref
 from typing import Any
@@ -34,8 +33,6 @@ from graphapp.limits import Slot, stream_limits
 from graphapp.permissions import check_permission
 from graphapp.publish import publisher
 from graphapp.transport import channel_layer
-
-logger = logging.getLogger(__name__)
 
 
 class EventStreamResponse(StreamingHttpResponse):
