@@ -25,11 +25,12 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict
 from django.http.cookie import parse_cookie
 from django.http.response import HttpResponseBase
-from django.urls import get_script_prefix, reverse
+from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
@@ -208,8 +209,15 @@ class EventsRouter:
         """The stream's path, without the server's ``root_path``."""
         if self._path:
             return self._path
+        try:
+            found = reverse("graphapp:events")
+        except NoReverseMatch:
+            raise ImproperlyConfigured(
+                "EventsRouter: the URLconf has no 'graphapp:events' (include "
+                "graphapp.urls), or give EventsRouter(app, path=...)"
+            ) from None
         # reverse() adds the script prefix of the request in progress, if any.
-        return "/" + reverse("graphapp:events")[len(get_script_prefix()) :]
+        return "/" + found[len(get_script_prefix()) :]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _path_info(scope) == self.path:

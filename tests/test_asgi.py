@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import AsyncClient
 
@@ -197,3 +198,10 @@ async def test_the_router_takes_the_streams_path_alone(session_cookie: str) -> N
     await communicator.receive_output(10)
     assert posted["status"] == 405
     assert headers_of(posted)[b"allow"] == [b"GET"]
+
+
+def test_a_router_without_the_streams_url_says_how_to_give_it(settings: Any) -> None:
+    settings.ROOT_URLCONF = "django.contrib.auth.urls"  # URLs, none of them graphapp's
+    with pytest.raises(ImproperlyConfigured, match=r"include graphapp\.urls"):
+        _ = EventsRouter(get_asgi_application()).path
+    assert EventsRouter(get_asgi_application(), path="/live/").path == "/live/"
