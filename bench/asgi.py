@@ -1,7 +1,9 @@
 """ASGI entry point of the benchmark site (graphapp and the baselines on one server).
 
-``application`` is Django's handler alone; ``bounded`` is it behind graphsite's
-BodyLimit, as graphsite/asgi.py serves it (scenario 10 compares the two).
+``application`` is Django's handler with graphapp's stream answered in front
+of it (graphapp.asgi), as graphsite serves it: ``/graph/events/`` is the ASGI
+path, ``/bench/view/`` the same stream through the Django view. ``bounded`` is
+it behind graphsite's BodyLimit (scenario 10 compares the two).
 """
 
 import os
@@ -12,6 +14,10 @@ from graphapp.bodylimit import BodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from graphapp.asgi import EventsRouter  # noqa: E402 - needs the app registry, set up just above
+
+application = EventsRouter(django_application)
 
 bounded = BodyLimit(application, json_prefixes=["/graph/api/"])

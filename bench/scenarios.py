@@ -42,6 +42,7 @@ DATA_UPLOAD_LIMIT = global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # bench.setting
 
 PATHS = {
     "graphapp": "/graph/events/",
+    "view": "/bench/view/",
     "floor": "/bench/floor/",
     "eventstream": "/bench/eventstream/",
     "old": "/bench/old/",
@@ -155,7 +156,7 @@ def clients(work: Workdir) -> Iterator[ClientProcess]:
 
 def trigger(editor: Editor, target: str) -> float:
     """Make one update reach ``target``'s streams; returns when it started (time.time())."""
-    if target in {"graphapp", "old"}:
+    if target in {"graphapp", "view", "old"}:
         return editor.commit_time(editor.save_node())
     return editor.publish(target)
 
@@ -249,8 +250,8 @@ def streaming(plan: Plan, work: Workdir, results: dict[str, Any]) -> None:
     results.setdefault("fanout", [])
     results.setdefault("connect", [])
     results.setdefault("idle", [])
-    combos = [("daphne", t) for t in ("graphapp", "floor", "eventstream", "old")]
-    combos += [("uvicorn", t) for t in ("graphapp", "floor", "eventstream")]
+    combos = [("daphne", t) for t in ("graphapp", "view", "floor", "eventstream", "old")]
+    combos += [("uvicorn", t) for t in ("graphapp", "view", "floor", "eventstream")]
     for kind, target in combos:
         levels = plan.old_levels if target == "old" else plan.levels
         name = f"{kind}-{target}"

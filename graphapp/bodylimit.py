@@ -51,7 +51,7 @@ def declared_length(headers: Headers) -> int | None:
     return max(int(value) for value in lengths)
 
 
-def _language(headers: Headers) -> str:
+def request_language(headers: Headers) -> str:
     """The language LocaleMiddleware would choose from these headers (its cookie,
     Accept-Language); the site's own without LocaleMiddleware."""
     if "django.middleware.locale.LocaleMiddleware" not in settings.MIDDLEWARE:
@@ -94,7 +94,7 @@ class BodyLimit:
     def refusal(self, path: str, headers: Headers) -> Refusal:
         """The answer to a request for ``path`` with ``headers`` whose body is too large."""
         headers = list(headers)
-        with translation.override(_language(headers)):
+        with translation.override(request_language(headers)):
             message = gettext("The request body is larger than %(limit)s bytes.") % {
                 "limit": f"{self.limit:,}"
             }

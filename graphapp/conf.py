@@ -28,6 +28,7 @@ class Config(TypedDict):
     REVALIDATE_INTERVAL: float
     VIEW_PERMISSION_CHECK: str
     ADD_PERMISSION_CHECK: str
+    AUTHENTICATOR: str
     MAX_CONNECTIONS: int
     MAX_CONNECTIONS_PER_USER: int
     SHUTDOWN_TIMEOUT: float
@@ -81,6 +82,10 @@ DEFAULTS: Final[Config] = {
     # Dotted paths to callables ``(user) -> bool`` (plain or async).
     "VIEW_PERMISSION_CHECK": "graphapp.permissions.can_view_graph",
     "ADD_PERMISSION_CHECK": "graphapp.permissions.can_add_node",
+    # Dotted path to a plain callable ``(scope) -> user``: who opens a stream
+    # served in front of Django (graphapp.asgi), run on the check worker with
+    # the view check; the default reads the session cookie as Django does.
+    "AUTHENTICATOR": "graphapp.asgi.session_user",
     # Open streams per server process; beyond it a new one gets 503 + Retry-After.
     "MAX_CONNECTIONS": 10_000,
     # Open streams per user in one process (tabs of one browser share one
@@ -156,7 +161,13 @@ _COUNTS: Final = (
 )
 # Enough for each of history's spans (at most four) to keep a few points.
 MIN_HISTORY_POINTS: Final = 40
-_STRINGS: Final = ("GROUP", "CHANNEL_LAYER", "VIEW_PERMISSION_CHECK", "ADD_PERMISSION_CHECK")
+_STRINGS: Final = (
+    "GROUP",
+    "CHANNEL_LAYER",
+    "VIEW_PERMISSION_CHECK",
+    "ADD_PERMISSION_CHECK",
+    "AUTHENTICATOR",
+)
 
 
 def _at_least(merged: dict[str, Any], key: str, minimum: int) -> None:

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
-import random
 import weakref
 from typing import Any
 
@@ -25,25 +23,18 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_cookie
 
-from graphapp import shutdown, snapshots, tokens
+from graphapp import snapshots, tokens
 from graphapp.access import Admission, check_stream, check_token
+from graphapp.admission import EVENT_STREAM, STREAM_HEADERS, admit, stream_body, unchecked
 from graphapp.conf import get_config
 from graphapp.cors import cross_origin
 from graphapp.endpoint import AsyncView, json_endpoint
 from graphapp.hubs import current_hub
-from graphapp.jsonapi import forbidden, unauthorized
-from graphapp.limits import Slot, StreamRefused, stream_limits
+from graphapp.jsonapi import unauthorized
+from graphapp.limits import Slot, stream_limits
 from graphapp.permissions import check_permission
 from graphapp.publish import publisher
-from graphapp.replay import parse_last_event_id
-from graphapp.revoke import session_digest
-from graphapp.streaming import event_stream
 from graphapp.transport import channel_layer
-from graphapp.wire import reconnect_frame
-
-logger = logging.getLogger(__name__)
-
-EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -65,32 +56,7 @@ class EventStreamResponse(StreamingHttpResponse):
             self._slot.release()
 
 
-def _only(frame: bytes) -> HttpResponse:
-    """A stream that is its one last event: the client comes back after its ``retry:``.
-
-    An EventSource reconnects after a stream that ends, but stops for good on
-    an error status: a 503 here would end every standard client.
-    """
-    response = HttpResponse(frame, content_type=EVENT_STREAM)
-    response["Cache-Control"] = "no-cache"
-    return response
-
-
-def _come_back_soon() -> HttpResponse:
-    """A stream asked for while this process shuts down: its final event alone
-    (the drain's own clients coming back before the process stops listening)."""
-    return _only(shutdown.come_back_frame())
-
-
-def _come_back_later() -> HttpResponse:
-    """A stream asked for while the database cannot say who may read it: come
-    back within ``RETRY`` ms (spread over the clients, so that they do not all
-    return in the same instant when the database does)."""
-    retry = get_config()["RETRY"]
-    return _only(reconnect_frame(random.randint(retry // 2, retry), "database"))
-
-
-async def admit(request: HttpRequest) -> Admission | JsonResponse:
+async def identify(request: HttpRequest) -> Admission | JsonResponse:
     """The stream token the request carries (graphapp.tokens), else the user
     the project's middleware set, else its session; 401 for a bad token."""
     try:
@@ -112,57 +78,31 @@ async def events(request: HttpRequest) -> HttpResponseBase:
     without the permission; 429 beyond ``MAX_CONNECTIONS_PER_USER`` streams of
     this user, 503 beyond ``MAX_CONNECTIONS`` in this process, both with
     ``Retry-After``; while it shuts down, or while the database cannot be read,
-    only the ``reconnect`` event.
+    only the ``reconnect`` event. graphapp.asgi serves the same stream in front
+    of Django.
     """
     try:
-        admission = await admit(request)
+        admission = await identify(request)
     except DatabaseError as exc:
-        logger.warning(
-            "graphapp: a stream asked to come back: its access cannot be checked: %s: %s",
-            type(exc).__name__,
-            exc,
-        )
-        return _come_back_later()
+        return unchecked(exc)
     if isinstance(admission, JsonResponse):
         return admission
-    user, session_key = admission.user, admission.session_key
-    if not admission.allowed:
-        return forbidden()
-    # Anonymous visitors (where the check lets anyone read) all have pk None;
-    # they are not one user: each stream counts alone, under MAX_CONNECTIONS.
-    key = user.pk if user.is_authenticated else object()
-    try:
-        slot = stream_limits.acquire(key)
-    except StreamRefused as refused:
-        if stream_limits.draining:
-            return _come_back_soon()
-        refusal = JsonResponse({"error": refused.message}, status=refused.status)
-        refusal["Retry-After"] = str(refused.retry_after)
-        return refusal
-    config = get_config()
-    response = EventStreamResponse(
-        slot,
-        streaming_content=event_stream(
-            config["RETRY"],
-            config["HEARTBEAT"],
-            still_allowed=admission.still_allowed(),
-            revalidate_every=config["REVALIDATE_INTERVAL"],
-            min_interval=config["COALESCE_WINDOW"],
-            on_end=slot.release,
-            session=session_digest(session_key),
-            user=str(user.pk) if user.is_authenticated else "",
-            session_key=session_key,
-            recheck_alone=admission.user_pk is not None,
-            # The header from a browser's own reconnection; the parameter from
-            # a client that opens a new EventSource itself (stream.js does).
-            last_event_id=parse_last_event_id(
-                request.headers.get("Last-Event-ID", request.GET.get("last_event_id"))
-            ),
-        ),
-        content_type=EVENT_STREAM,
+    admitted = admit(admission.user, admission.allowed)
+    if not isinstance(admitted, Slot):
+        return admitted
+    body = stream_body(
+        admitted,
+        admission.user,
+        admission.session_key,
+        admission.still_allowed(),
+        # The header from a browser's own reconnection; the parameter from
+        # a client that opens a new EventSource itself (stream.js does).
+        request.headers.get("Last-Event-ID", request.GET.get("last_event_id")),
+        recheck_alone=admission.user_pk is not None,
     )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
+    response = EventStreamResponse(admitted, streaming_content=body, content_type=EVENT_STREAM)
+    for name, value in STREAM_HEADERS.items():
+        response[name] = value
     return response
 
 

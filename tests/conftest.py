@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests import pgcluster, services
-from tests.live import LiveServer
+from tests.live import APPLICATION, VIEW_APPLICATION, LiveServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,6 +119,43 @@ def live_server_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
         yield servers.start()[0]
     finally:
         servers.stop()
+
+
+@pytest.fixture
+def draining() -> Iterator[None]:
+    """This process draining, as after a SIGTERM (graphapp.shutdown)."""
+    from graphapp.limits import stream_limits
+
+    stream_limits.draining = True
+    try:
+        yield
+    finally:
+        stream_limits.draining = False
+
+
+@pytest.fixture(scope="session")
+def live_server_view(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """Like live_server_default, with the stream served by the Django view."""
+    servers = Servers(tmp_path_factory.mktemp("daphne-view"))
+    try:
+        yield servers.start(application=VIEW_APPLICATION)[0]
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(params=[APPLICATION, VIEW_APPLICATION], ids=["asgi", "view"])
+def stream_application(request: pytest.FixtureRequest) -> str:
+    """Each path of the stream in turn: graphsite's (graphapp.asgi in front of
+    Django) and the Django view's; pass it to make_server(application=...)."""
+    application: str = request.param
+    return application
+
+
+@pytest.fixture(params=["live_server_default", "live_server_view"], ids=["asgi", "view"])
+def stream_server(request: pytest.FixtureRequest) -> LiveServer:
+    """The shared server of each path of the stream in turn."""
+    server: LiveServer = request.getfixturevalue(request.param)
+    return server
 
 
 @pytest.fixture

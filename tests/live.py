@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENT_TIMEOUT = 10.0
 STATS_FIELDS = ("nodes", "edges", "avg_entanglement", "tiers", "types")
 APPLICATION = "graphsite.asgi:application"
+#: graphsite with the stream served by the Django view (the other path, tests/view_asgi.py).
+VIEW_APPLICATION = "tests.view_asgi:application"
 
 
 def server_options(kind: str, fd: int, workers: int = 0) -> list[str]:
@@ -137,6 +139,8 @@ class LiveServer:
     tls: ServerTLS | None = None  # HTTPS (hypercorn, granian)
     workers: int = 0  # worker processes (0: the server's one process or worker)
     port: int = 0
+    # graphsite's (the stream in front of Django), or VIEW_APPLICATION
+    application: str = APPLICATION
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -198,7 +202,7 @@ class LiveServer:
             # The clock moved inside the process only (see tests/shifted_clock.py).
             shift = ["tests.shifted_clock", str(self.clock_shift)] if self.clock_shift else []
             self.process = subprocess.Popen(
-                [sys.executable, "-m", *shift, self.server, *options, APPLICATION],
+                [sys.executable, "-m", *shift, self.server, *options, self.application],
                 cwd=ROOT,
                 env=self.env(),
                 stdout=log,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Servers
-from tests.live import LiveServer, ended_by, stream
+from tests.live import VIEW_APPLICATION, LiveServer, ended_by, stream
 from tests.site_setup import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,12 @@ def project(kind: str, auth: str) -> Callable[[pytest.TempPathFactory], Iterator
         servers = Servers(tmp_path_factory.mktemp(f"{auth}-{kind}"))
         env = {"DJANGO_SETTINGS_MODULE": "tests.e2e_auth_settings", "TEST_AUTH": auth}
         try:
-            yield servers.start(server=kind, graphapp=SETTINGS, extra_env=env)[0]
+            # The project's middleware runs on the view's path only (graphapp.asgi
+            # answers before it; its AUTHENTICATOR is that path's own hook).
+            started = servers.start(
+                server=kind, graphapp=SETTINGS, extra_env=env, application=VIEW_APPLICATION
+            )
+            yield started[0]
         finally:
             servers.stop()
 
@@ -130,7 +135,9 @@ async def test_a_change_of_access_rechecks_a_service_key_stream_by_its_user_at_o
     # user sends (graphapp.revoke) can end the stream, and it must check this
     # stream by its user (it has no session to read), not as a logged-out one.
     env = {"DJANGO_SETTINGS_MODULE": "tests.e2e_auth_settings", "TEST_AUTH": "service-key"}
-    server = make_server(graphapp={"REVALIDATE_INTERVAL": 600.0}, extra_env=env)
+    server = make_server(
+        graphapp={"REVALIDATE_INTERVAL": 600.0}, extra_env=env, application=VIEW_APPLICATION
+    )
     name = new_viewer(server)
     async with client(server, **{"X-Service-Key": f"key-of-{name}"}) as service:
         async with service.stream("GET", "/graph/events/") as kept:

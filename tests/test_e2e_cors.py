@@ -69,10 +69,12 @@ def preflight(server: LiveServer, path: str, origin: str, method: str) -> httpx.
 
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 async def test_preflights_are_answered_for_the_listed_origins_only(
-    make_server: Any, kind: str
+    make_server: Any, kind: str, stream_application: str
 ) -> None:
     origin = "https://app.example.com"
-    server = make_server(server=kind, graphapp={"CORS_ORIGINS": [origin]})
+    server = make_server(
+        server=kind, graphapp={"CORS_ORIGINS": [origin]}, application=stream_application
+    )
     for path, method in (("/graph/events/", "GET"), ("/graph/api/nodes/", "POST")):
         answer = preflight(server, path, origin, method)
         assert answer.status_code == 204, path
@@ -101,7 +103,7 @@ async def test_preflights_are_answered_for_the_listed_origins_only(
 
 
 async def test_a_page_of_a_listed_origin_reads_the_stream_with_credentials(
-    make_server: Any,
+    make_server: Any, stream_application: str
 ) -> None:
     from playwright.async_api import async_playwright
 
@@ -113,7 +115,8 @@ async def test_a_page_of_a_listed_origin_reads_the_stream_with_credentials(
             # SameSite=Lax session cookie across, so the page opens the stream
             # with a token in the URL (what EventSource can send).
             "TOKEN_IN_QUERY": True,
-        }
+        },
+        application=stream_application,
     )
     async with logged_in(server, "viewer") as viewer:
         issued = await viewer.post(

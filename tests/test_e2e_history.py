@@ -28,9 +28,9 @@ async def no_more_changes(events: Any, within: float = 1.5) -> None:
 
 
 async def test_a_new_stream_gets_the_recorded_history_after_its_first_snapshot(
-    make_server: Any,
+    make_server: Any, stream_application: str
 ) -> None:
-    server = make_server()
+    server = make_server(application=stream_application)
     seen: dict[int, dict[str, Any]] = {}
     async with logged_in(server, "editor") as editor, stream(editor) as watching:
         first = await watching.current()
@@ -70,9 +70,9 @@ async def test_the_history_survives_a_restart(make_server: Any) -> None:
 
 
 async def test_a_stream_that_reconnects_gets_exactly_the_changes_it_missed(
-    make_server: Any,
+    make_server: Any, stream_application: str
 ) -> None:
-    server = make_server()
+    server = make_server(application=stream_application)
     async with logged_in(server, "editor") as editor:
         cooling = await create_node(editor, server, content="will cool", momentum=0.9)
         going = await create_node(editor, server, content="will go", node_type="CODE")
@@ -130,9 +130,11 @@ async def test_a_stream_from_before_the_logs_retention_is_told_of_a_gap(make_ser
     assert unknown["gap"] is True
 
 
-async def test_the_last_event_id_parameter_stands_for_the_header(make_server: Any) -> None:
+async def test_the_last_event_id_parameter_stands_for_the_header(
+    make_server: Any, stream_application: str
+) -> None:
     # What stream.js sends: a new EventSource cannot set the header.
-    server = make_server()
+    server = make_server(application=stream_application)
     async with logged_in(server, "editor") as editor:
         async with stream(editor) as events:
             seen = await events.current()

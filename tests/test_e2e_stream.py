@@ -57,22 +57,27 @@ async def admin_change_node(
 
 
 async def test_stream_is_forbidden_to_anonymous_and_users_without_permission(
-    live_server_default: LiveServer,
+    stream_server: LiveServer,
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server_default.url) as anonymous:
+    async with httpx.AsyncClient(base_url=stream_server.url) as anonymous:
         answer = await anonymous.get("/graph/events/")
         assert answer.status_code == 403
         assert answer.headers["content-type"] == "application/json"
-    async with logged_in(live_server_default, "nobody") as nobody:
+        assert answer.json() == {"error": "You do not have permission to view the graph."}
+        assert "Cookie" in answer.headers["vary"]
+        german = await anonymous.get("/graph/events/", headers={"Accept-Language": "de"})
+        assert german.status_code == 403
+        assert german.json()["error"] != answer.json()["error"]  # in the visitor's language
+    async with logged_in(stream_server, "nobody") as nobody:
         assert (await nobody.get("/graph/events/")).status_code == 403
         assert (await nobody.get("/graph/api/stats/")).status_code == 403
         assert (await nobody.get("/graph/api/health/")).status_code == 403
 
 
 async def test_stream_headers_and_first_event_is_the_current_snapshot(
-    live_server_default: LiveServer,
+    stream_server: LiveServer,
 ) -> None:
-    async with logged_in(live_server_default, "viewer") as viewer:
+    async with logged_in(stream_server, "viewer") as viewer:
         expected = (await viewer.get("/graph/api/stats/")).json()
         viewer.headers["Accept-Encoding"] = "gzip, deflate, br"
         async with stream(viewer) as events:
@@ -81,6 +86,7 @@ async def test_stream_headers_and_first_event_is_the_current_snapshot(
             assert headers["content-type"].startswith("text/event-stream")
             assert headers["cache-control"] == "no-cache"
             assert headers["x-accel-buffering"] == "no"
+            assert "Cookie" in headers["vary"]
             assert "content-encoding" not in headers
             first = await events.next_stats()
     assert first["type"] == "update"
@@ -92,8 +98,31 @@ async def test_stream_headers_and_first_event_is_the_current_snapshot(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["at"])
 
 
-async def test_stream_sends_retry_hint_and_heartbeats(make_server: Any) -> None:
-    server = make_server(graphapp={"HEARTBEAT": 0.2, "RETRY": 1234})
+async def test_uvicorn_serves_both_paths_alike(make_server: Any, stream_application: str) -> None:
+    # daphne serves every other test here; uvicorn sends, pauses and ends
+    # responses its own way (it applies back-pressure, daphne does not).
+    server = make_server(application=stream_application, server="uvicorn")
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        refused = await anonymous.get("/graph/events/")
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "You do not have permission to view the graph."}
+    async with logged_in(server, "editor") as editor, stream(editor) as events:
+        assert events.response is not None
+        assert events.response.headers["cache-control"] == "no-cache"
+        assert events.response.headers["x-accel-buffering"] == "no"
+        before = await events.next_stats()
+        history = await events.next_history()
+        assert history[-1]["version"] == int(before["_id"])
+        await create_node(editor, server, content="on uvicorn", node_type="CODE")
+        after = await events.next_stats()
+    assert after["nodes"] == before["nodes"] + 1
+    assert after["types"]["CODE"] == before["types"]["CODE"] + 1
+
+
+async def test_stream_sends_retry_hint_and_heartbeats(
+    make_server: Any, stream_application: str
+) -> None:
+    server = make_server(application=stream_application, graphapp={"HEARTBEAT": 0.2, "RETRY": 1234})
     seen = b""
     async with (
         logged_in(server, "viewer") as viewer,
@@ -110,11 +139,11 @@ async def test_stream_sends_retry_hint_and_heartbeats(make_server: Any) -> None:
 
 
 async def test_api_create_publishes_an_event_with_the_new_counts(
-    live_server_default: LiveServer,
+    stream_server: LiveServer,
 ) -> None:
-    async with logged_in(live_server_default, "editor") as editor, stream(editor) as events:
+    async with logged_in(stream_server, "editor") as editor, stream(editor) as events:
         before = await events.current()
-        await create_node(editor, live_server_default, node_type="DREAM", momentum=0.5)
+        await create_node(editor, stream_server, node_type="DREAM", momentum=0.5)
         after = await events.next_stats()
     assert after["nodes"] == before["nodes"] + 1
     assert after["types"]["DREAM"] == before["types"]["DREAM"] + 1
@@ -236,8 +265,10 @@ async def test_admin_actions_publish(live_server_default: LiveServer) -> None:
     assert pruned["tiers"]["WARM"] == activated["tiers"]["WARM"]
 
 
-async def test_disconnected_clients_leave_nothing_behind(make_server: Any) -> None:
-    server = make_server()
+async def test_disconnected_clients_leave_nothing_behind(
+    make_server: Any, stream_application: str
+) -> None:
+    server = make_server(application=stream_application)
     idle = await wait_for_health(server, streams=0)
     clients = [await login(server, "viewer") for _ in range(5)]
     streams = [stream(client) for client in clients]
@@ -359,9 +390,12 @@ User.objects.get(username="viewer").user_permissions.remove(
 
 @pytest.mark.parametrize("change", ["session expires", "permission revoked"])
 async def test_stream_ends_when_its_session_expires_or_its_permission_goes(
-    make_server: Any, change: str
+    make_server: Any, stream_application: str, change: str
 ) -> None:
-    server = make_server(graphapp={"HEARTBEAT": 0.1, "REVALIDATE_INTERVAL": 0.3})
+    server = make_server(
+        application=stream_application,
+        graphapp={"HEARTBEAT": 0.1, "REVALIDATE_INTERVAL": 0.3},
+    )
     async with logged_in(server, "viewer") as viewer, logged_in(server, "admin") as admin:
         async with (
             viewer.stream("GET", "/graph/events/") as streaming,
@@ -384,9 +418,14 @@ async def test_stream_ends_when_its_session_expires_or_its_permission_goes(
     assert "its user may no longer read it" in server.log()
 
 
-async def test_a_logout_ends_that_sessions_streams_at_once(make_server: Any) -> None:
+async def test_a_logout_ends_that_sessions_streams_at_once(
+    make_server: Any, stream_application: str
+) -> None:
     # The periodic check is 10 minutes away: only the logout itself can end it.
-    server = make_server(graphapp={"REVALIDATE_INTERVAL": 600, "HEARTBEAT": 0.2})
+    server = make_server(
+        application=stream_application,
+        graphapp={"REVALIDATE_INTERVAL": 600, "HEARTBEAT": 0.2},
+    )
     async with logged_in(server, "viewer") as leaving, logged_in(server, "viewer") as staying:
         async with (
             leaving.stream("GET", "/graph/events/") as ended,

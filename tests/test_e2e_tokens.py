@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import Servers
 from tests.live import (
+    APPLICATION,
+    VIEW_APPLICATION,
     LiveServer,
     csrf_headers,
     ended_by,
@@ -32,13 +34,24 @@ pytestmark = pytest.mark.e2e
 SETTINGS = {"REVALIDATE_INTERVAL": 1.0, "HEARTBEAT": 0.2}
 
 
-@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("daphne", APPLICATION),
+        ("daphne", VIEW_APPLICATION),
+        ("uvicorn", APPLICATION),
+        ("uvicorn", VIEW_APPLICATION),
+    ],
+    ids=["daphne-asgi", "daphne-view", "uvicorn-asgi", "uvicorn-view"],
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    servers = Servers(tmp_path_factory.mktemp(f"tokens-{request.param}"))
+    """Each server, on each path of the stream (graphapp.asgi, the Django view)."""
+    kind, application = request.param
+    servers = Servers(tmp_path_factory.mktemp(f"tokens-{kind}"))
     try:
-        yield servers.start(server=request.param, graphapp=SETTINGS)[0]
+        yield servers.start(server=kind, graphapp=SETTINGS, application=application)[0]
     finally:
         servers.stop()
 
@@ -171,8 +184,12 @@ async def test_a_token_is_issued_only_to_a_session_that_may_read_the_stream(
         await viewer.aclose()
 
 
-async def test_a_token_expires_after_token_max_age(make_server: Any) -> None:
-    server = make_server(server="uvicorn", graphapp={"TOKEN_MAX_AGE": 1.0})
+async def test_a_token_expires_after_token_max_age(
+    make_server: Any, stream_application: str
+) -> None:
+    server = make_server(
+        server="uvicorn", graphapp={"TOKEN_MAX_AGE": 1.0}, application=stream_application
+    )
     async with logged_in(server, "viewer") as viewer:
         token = await token_of(viewer, server)
     # Timestamps are whole seconds: past 2 s, it is more than 1 s old whatever
@@ -185,9 +202,9 @@ async def test_a_token_expires_after_token_max_age(make_server: Any) -> None:
 
 
 async def test_a_token_in_the_query_string_opens_the_stream_where_allowed(
-    make_server: Any,
+    make_server: Any, stream_application: str
 ) -> None:
-    server = make_server(graphapp={"TOKEN_IN_QUERY": True})
+    server = make_server(graphapp={"TOKEN_IN_QUERY": True}, application=stream_application)
     async with logged_in(server, "viewer") as viewer:
         token = await token_of(viewer, server)
     async with cookieless(server) as client:

@@ -84,10 +84,11 @@ def test_limits_count_per_user_and_release_once() -> None:
 
 
 async def test_streams_beyond_the_limits_get_429_or_503_with_retry_after(
-    make_server: Any,
+    make_server: Any, stream_application: str
 ) -> None:
     server = make_server(
-        graphapp={"MAX_CONNECTIONS": 3, "MAX_CONNECTIONS_PER_USER": 2, "RETRY": 2500}
+        application=stream_application,
+        graphapp={"MAX_CONNECTIONS": 3, "MAX_CONNECTIONS_PER_USER": 2, "RETRY": 2500},
     )
     async with (
         logged_in(server, "viewer") as viewer,
@@ -100,6 +101,7 @@ async def test_streams_beyond_the_limits_get_429_or_503_with_retry_after(
             assert too_many_for_user.status_code == 429
             assert too_many_for_user.headers["Retry-After"] == "3"  # 2.5 s, rounded up
             assert "at most 2" in too_many_for_user.json()["error"]
+            assert "Cookie" in too_many_for_user.headers["Vary"]
 
             async with stream(editor) as third:
                 await third.next_stats()
@@ -212,9 +214,11 @@ async def test_reader_that_never_reads_holds_no_growing_queue(
 
 @pytest.mark.parametrize("server_kind", ["daphne", "uvicorn"])
 async def test_sigterm_ends_every_stream_with_a_quick_retry_then_the_server_exits(
-    make_server: Any, server_kind: str
+    make_server: Any, stream_application: str, server_kind: str
 ) -> None:
-    server = make_server(server=server_kind, graphapp={"RETRY": 3000})
+    server = make_server(
+        application=stream_application, server=server_kind, graphapp={"RETRY": 3000}
+    )
     clients = [await login(server, "viewer") for _ in range(3)]
     bodies: list[bytes] = []
 
@@ -280,13 +284,16 @@ async def test_a_signal_the_server_ignores_stays_ignored(make_server: Any) -> No
     assert "SIGINT: ending" not in server.log()
 
 
-async def test_anonymous_visitors_of_a_public_graph_are_not_one_user(make_server: Any) -> None:
+async def test_anonymous_visitors_of_a_public_graph_are_not_one_user(
+    make_server: Any, stream_application: str
+) -> None:
     # With a check that lets anyone read, anonymous visitors all have pk None:
     # counted as one user, the second browser (or the 21st by default) was
     # refused, and one client holding MAX_CONNECTIONS_PER_USER streams locked
     # every other visitor out.
     server = make_server(
-        graphapp={"VIEW_PERMISSION_CHECK": "tests.layers.anyone", "MAX_CONNECTIONS_PER_USER": 1}
+        application=stream_application,
+        graphapp={"VIEW_PERMISSION_CHECK": "tests.layers.anyone", "MAX_CONNECTIONS_PER_USER": 1},
     )
     async with (
         httpx.AsyncClient(base_url=server.url) as first_visitor,

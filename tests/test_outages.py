@@ -275,10 +275,13 @@ async def test_a_restarted_database_leaves_no_dead_connection_to_a_request(
 
 @pytest.mark.e2e
 async def test_without_its_sessions_table_a_new_stream_comes_back_and_an_open_one_stays(
-    servers: Servers,
+    servers: Servers, stream_application: str
 ) -> None:
     # Any database, the embedded SQLite included: the session cannot be read.
-    (server,) = servers.start(graphapp={"HEARTBEAT": HEARTBEAT, "REVALIDATE_INTERVAL": HEARTBEAT})
+    (server,) = servers.start(
+        application=stream_application,
+        graphapp={"HEARTBEAT": HEARTBEAT, "REVALIDATE_INTERVAL": HEARTBEAT},
+    )
     async with logged_in(server, "viewer") as viewer:
         watched = RawStream(viewer)
         try:

@@ -7,7 +7,6 @@ tests/test_clients.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,18 +14,8 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 
-from graphapp.limits import stream_limits
 from graphapp.shutdown import MIN_SPREAD_MS, RECONNECT_AFTER_MS, final_frame, spread_ms
 from tests.test_wire import httpx_sse_events
-
-
-@pytest.fixture
-def draining() -> Iterator[None]:
-    stream_limits.draining = True
-    try:
-        yield
-    finally:
-        stream_limits.draining = False
 
 
 def test_final_frame_waits_a_second_then_spreads_over_the_spread() -> None:
