@@ -3,13 +3,12 @@
 Through Django, every connect crosses the project's whole middleware chain
 (each ``MiddlewareMixin`` hook a trip to a thread) before the view's own
 check: a restart's reconnecting browsers then queue behind it. :data:`events`
-answers the stream's URL itself, ahead of Django (README, "Integration"): it
-finds the visitor with the configured ``AUTHENTICATOR`` and checks
+answers the stream's URL itself, ahead of Django (README, "The stream's two
+paths"): it finds the visitor with the configured ``AUTHENTICATOR`` and checks
 ``VIEW_PERMISSION_CHECK`` in one trip to the check worker (graphapp.access),
-then answers as the view does
-(graphapp.admission): the same stream, limits, revocation and shutdown.
-:class:`EventsRouter` puts it in front of Django's application (or route
-:data:`events` with Channels' ``URLRouter``).
+then answers as the view does (graphapp.admission): the same stream, limits,
+revocation and shutdown. :class:`EventsRouter` puts it in front of Django's
+application (or route :data:`events` with Channels' ``URLRouter``).
 
 Import this module after ``get_asgi_application()``: it needs the app registry.
 """
