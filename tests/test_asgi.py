@@ -205,3 +205,28 @@ def test_a_router_without_the_streams_url_says_how_to_give_it(settings: Any) -> 
     with pytest.raises(ImproperlyConfigured, match=r"include graphapp\.urls"):
         _ = EventsRouter(get_asgi_application()).path
     assert EventsRouter(get_asgi_application(), path="/live/").path == "/live/"
+
+
+async def test_channels_url_router_routes_the_stream_as_the_readme_shows(
+    session_cookie: str,
+) -> None:
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.urls import path, re_path
+
+    django_application = get_asgi_application()
+    application = ProtocolTypeRouter(
+        {"http": URLRouter([path("graph/events/", events), re_path(r"", django_application)])}
+    )
+    cookie = (b"cookie", session_cookie.encode())
+    communicator, stream = await opened(application, request("/graph/events/", cookie))
+    first = await communicator.receive_output(10)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(10)
+    assert stream["status"] == 200
+    assert b"x-frame-options" not in headers_of(stream)  # not through Django's middleware
+    assert b"event: stats\n" in first["body"]
+
+    communicator, api = await opened(application, request("/graph/api/stats/", cookie))
+    await communicator.receive_output(10)
+    assert api["status"] == 200
+    assert b"x-frame-options" in headers_of(api)
