@@ -79,14 +79,22 @@ def _header(scope: Scope, wanted: bytes) -> str | None:
     return None
 
 
-async def authenticate(scope: Scope, session: SessionBase) -> tuple[User, bool]:
+async def authenticate(scope: Scope, session: SessionBase) -> tuple[User, bool, SessionBase]:
     """The visitor ``AUTHENTICATOR`` finds in ``scope`` (given ``session`` as
-    ``scope["session"]``) and whether ``VIEW_PERMISSION_CHECK`` admits them:
-    one trip to the check worker."""
+    ``scope["session"]``), whether ``VIEW_PERMISSION_CHECK`` admits them, and
+    the session that vouches for them: one trip to the check worker.
+
+    An authenticator may put another session in ``scope["session"]`` (the one
+    a token names): the stream's revocation and revalidation then follow it.
+    """
     authenticator = import_string(get_config()["AUTHENTICATOR"])
-    identify = functools.partial(authenticator, {**scope, "session": session})
+    identified = {**scope, "session": session}
     async with on_check_thread():
-        return await identify_and_check(identify, "VIEW_PERMISSION_CHECK")
+        user, allowed = await identify_and_check(
+            functools.partial(authenticator, identified), "VIEW_PERMISSION_CHECK"
+        )
+    vouching = identified["session"]
+    return user, allowed, vouching if isinstance(vouching, SessionBase) else session
 
 
 async def _still_allowed(scope: Scope, session_key: str | None) -> bool:
@@ -196,10 +204,11 @@ class EventsApplication:
         except DatabaseError as exc:
             await _answer(unchecked(exc), send, [], origin)
             return
-        session = _session(_cookies(scope).get(settings.SESSION_COOKIE_NAME))
+        cookie = _session(_cookies(scope).get(settings.SESSION_COOKIE_NAME))
         try:
-            user, allowed = await authenticate(scope, session)
-            cookies = await _cookie_headers(scope, session) if session.modified else []
+            user, allowed, session = await authenticate(scope, cookie)
+            changed = session is cookie and session.modified
+            cookies = await _cookie_headers(scope, session) if changed else []
         except DatabaseError as exc:
             await _answer(unchecked(exc), send, [], origin)
             return

@@ -17,8 +17,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import AsyncClient
 
-from graphapp.asgi import EventsRouter, events
+from graphapp.asgi import EventsRouter, events, session_user
+from graphapp.hubs import current_hub
 from graphapp.limits import stream_limits
+from graphapp.revoke import session_digest
 from graphapp.shutdown import MIN_SPREAD_MS, RECONNECT_AFTER_MS
 from graphapp.types import Scope, User
 from tests.test_wire import httpx_sse_events
@@ -45,6 +47,17 @@ def user_named_in_a_header(scope: Scope) -> User:
         if name == b"x-test-user":
             return UserModel.objects.get(username=value.decode())
     return AnonymousUser()
+
+
+def user_of_the_session_a_header_names(scope: Scope) -> User:
+    """An AUTHENTICATOR that vouches with another session than the cookie's,
+    as one for tokens does (tests only)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    for name, value in scope["headers"]:
+        if name == b"x-test-session":
+            scope["session"] = SessionStore(value.decode())
+    return session_user(scope)
 
 
 @pytest.fixture
@@ -205,3 +218,51 @@ def test_a_router_without_the_streams_url_says_how_to_give_it(settings: Any) -> 
     with pytest.raises(ImproperlyConfigured, match=r"include graphapp\.urls"):
         _ = EventsRouter(get_asgi_application()).path
     assert EventsRouter(get_asgi_application(), path="/live/").path == "/live/"
+
+
+async def test_channels_url_router_routes_the_stream_as_the_readme_shows(
+    session_cookie: str,
+) -> None:
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.urls import path, re_path
+
+    django_application = get_asgi_application()
+    application = ProtocolTypeRouter(
+        {"http": URLRouter([path("graph/events/", events), re_path(r"", django_application)])}
+    )
+    cookie = (b"cookie", session_cookie.encode())
+    communicator, stream = await opened(application, request("/graph/events/", cookie))
+    first = await communicator.receive_output(10)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(10)
+    assert stream["status"] == 200
+    assert b"x-frame-options" not in headers_of(stream)  # not through Django's middleware
+    assert b"event: stats\n" in first["body"]
+
+    communicator, api = await opened(application, request("/graph/api/stats/", cookie))
+    await communicator.receive_output(10)
+    assert api["status"] == 200
+    assert b"x-frame-options" in headers_of(api)
+
+
+async def test_the_session_an_authenticator_vouches_with_is_the_streams(
+    session_cookie: str, settings: Any
+) -> None:
+    # Revocation at logout and revalidation follow it, not the cookie's.
+    settings.GRAPHAPP = {"AUTHENTICATOR": "tests.test_asgi.user_of_the_session_a_header_names"}
+    key = session_cookie.split("=", 1)[1]
+    try:
+        named = request("/graph/events/", (b"x-test-session", key.encode()))
+        communicator, start = await opened(events, named)
+        await communicator.receive_output(10)  # the first snapshot: subscribed
+        hub = current_hub()
+        assert hub is not None
+        [subscriber] = hub.subscribers
+        await communicator.send_input({"type": "http.disconnect"})
+        await communicator.wait(10)
+        assert start["status"] == 200
+        assert b"set-cookie" not in headers_of(start)
+        assert subscriber.session_key == key
+        assert subscriber.session == session_digest(key)
+    finally:
+        await sync_to_async(connections.close_all)()
