@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import django
 from django.contrib.auth import aauthenticate
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.middleware import RemoteUserMiddleware
@@ -23,11 +24,12 @@ KEY_PREFIX = "key-of-"
 class HeaderRemoteUserMiddleware(RemoteUserMiddleware):
     """The user named by the proxy's ``X-Remote-User`` header, logged in.
 
-    Django 5.2's async path reads ``META["HTTP_" + header]`` (its sync path
-    ``META[header]``; 6.1 reads the same for both): under ASGI, this name.
+    Under ASGI, Django 5.2 reads ``META["HTTP_" + header]``; Django 6.0 and
+    later add that prefix only to the default ``REMOTE_USER`` and read
+    ``META[header]`` for a subclass's own header.
     """
 
-    header = "X_REMOTE_USER"
+    header = "X_REMOTE_USER" if django.VERSION < (6, 0) else "HTTP_X_REMOTE_USER"
 
 
 class ServiceKeyBackend(BaseBackend):
