@@ -2,6 +2,9 @@
 
 import datetime
 
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
 from graphapp.models import Edge, Node, NodeType
 
 T0 = datetime.datetime(2024, 3, 1, 12, 0, tzinfo=datetime.UTC)
@@ -33,3 +36,12 @@ def hub(edges: int, *, direction: str, weight: float = 0.5) -> Node:
         for spoke in spokes
     )
     return center
+
+
+def editor_client() -> Client:
+    """A test client logged in as a user who may view and add nodes."""
+    user = User.objects.create_user("editor")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_node", "add_node"]))
+    client = Client()
+    client.force_login(user)
+    return client

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client, RequestFactory, override_settings
@@ -23,6 +23,7 @@ from django.test import Client, RequestFactory, override_settings
 from graphapp import api
 from graphapp.conf import DEFAULTS
 from graphapp.models import Node, metadata_size
+from tests.factories import editor_client
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +52,7 @@ def test_metadata_size_is_its_compact_json_in_utf8() -> None:
 
 @pytest.fixture
 def editor() -> Client:
-    user = User.objects.create_user("editor")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_node", "add_node"]))
-    client = Client()
-    client.force_login(user)
-    return client
+    return editor_client()
 
 
 def post(client: Client, payload: Any) -> tuple[int, Any]:

@@ -24,7 +24,6 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from hypothesis import HealthCheck, given, settings
@@ -41,6 +40,7 @@ from graphapp.models import (
     Tier,
     metadata_size,
 )
+from tests.factories import editor_client
 from tests.live import LiveServer, csrf_headers, logged_in
 
 settings.register_profile(
@@ -263,11 +263,7 @@ def seeded() -> Rows:
 
 @pytest.fixture
 def editor() -> Client:
-    user = User.objects.create_user("editor")
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_node", "add_node"]))
-    client = Client()
-    client.force_login(user)
-    return client
+    return editor_client()
 
 
 def post(client: Client, data: bytes) -> tuple[int, Any]:
